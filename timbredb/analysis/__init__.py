@@ -1,0 +1,1 @@
+"""Analyses: relational work in queries/*.sql, statistics here; functions return frames."""

@@ -1,0 +1,164 @@
+"""Audio decoding, validation, content hashing and resampling.
+
+Every clip is identified by the sha256 of its decoded PCM: the float32 samples,
+interleaved as decoded (before the mono down-mix), preceded by the sample rate
+and channel count. The same sound stored as WAV or FLAC therefore gets the same
+hash, while a different sample rate or channel layout is a different clip.
+
+Resampling is explicit and deterministic: libsoxr at its "VHQ" (very high
+quality, linear-phase) setting, through the `soxr` package. The resampler is
+part of every embedding space's preprocessing policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from timbredb.errors import AudioError
+
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".mp3"})
+RESAMPLER = "soxr-vhq"
+_HASH_DOMAIN = b"timbredb-pcm-v1"
+
+
+@dataclass(frozen=True)
+class Audio:
+    """A decoded clip: mono float32 samples plus what is known of the source.
+
+    Attributes:
+        samples: mono float32 samples (the mean of the source channels).
+        sample_rate: sample rate of ``samples`` in Hz.
+        channels: channel count of the source before the down-mix.
+        sha256: content hash of the decoded source PCM (see module doc).
+        source: where it came from (a path, or a descriptive URI for rendered audio).
+    """
+
+    samples: NDArray[np.float32]
+    sample_rate: int
+    channels: int
+    sha256: str
+    source: str
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / float(self.sample_rate)
+
+
+def content_sha256(pcm: NDArray[np.float32], sample_rate: int) -> str:
+    """sha256 over the domain tag, sample rate, channel count and interleaved float32 PCM.
+
+    Args:
+        pcm: (frames, channels) or (frames,) array.
+        sample_rate: in Hz.
+    """
+    pcm2 = pcm.reshape(pcm.shape[0], -1) if pcm.ndim > 1 else pcm.reshape(-1, 1)
+    data = np.ascontiguousarray(pcm2, dtype="<f4")
+    h = hashlib.sha256()
+    h.update(_HASH_DOMAIN)
+    h.update(int(sample_rate).to_bytes(4, "little"))
+    h.update(int(data.shape[1]).to_bytes(2, "little"))
+    h.update(data.tobytes())
+    return h.hexdigest()
+
+
+def _check_pcm(pcm: NDArray[np.float32], sample_rate: int, source: str) -> None:
+    if pcm.ndim != 2 or pcm.shape[1] == 0:
+        raise AudioError(source, "has zero channels")
+    if pcm.shape[0] == 0:
+        raise AudioError(source, "is empty (0 samples)")
+    if sample_rate <= 0:
+        raise AudioError(source, f"has an invalid sample rate ({sample_rate} Hz)")
+    finite = np.isfinite(pcm)
+    if not finite.all():
+        bad = int((~finite).sum())
+        raise AudioError(source, f"has {bad} non-finite samples (NaN or infinity)")
+    if not np.any(pcm):
+        raise AudioError(source, "is silent (every sample is zero)")
+
+
+def from_array(pcm: NDArray[np.floating], sample_rate: int, source: str) -> Audio:
+    """Build an Audio from samples in memory (rendered variants, tests).
+
+    Args:
+        pcm: (frames,) mono or (frames, channels) samples.
+        sample_rate: in Hz.
+        source: a description recorded as the clip's source.
+    """
+    arr = np.asarray(pcm, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise AudioError(source, f"expected (frames, channels) samples, got shape {arr.shape}")
+    _check_pcm(arr, sample_rate, source)
+    mono = arr.mean(axis=1, dtype=np.float64).astype(np.float32) if arr.shape[1] > 1 else arr[:, 0].copy()
+    return Audio(
+        samples=mono,
+        sample_rate=int(sample_rate),
+        channels=int(arr.shape[1]),
+        sha256=content_sha256(arr, sample_rate),
+        source=source,
+    )
+
+
+def decode(path: str | os.PathLike[str]) -> Audio:
+    """Decode an audio file to mono float32 at its own sample rate.
+
+    Raises:
+        AudioError: unreadable, empty, zero channels, non-finite or all-zero samples.
+    """
+    import soundfile as sf
+
+    p = str(path)
+    if not os.path.exists(p):
+        raise AudioError(p, "does not exist")
+    if os.path.isdir(p):
+        raise AudioError(p, "is a directory, not an audio file")
+    try:
+        pcm, sample_rate = sf.read(p, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        pcm, sample_rate = _decode_with_pedalboard(p, exc)
+    return from_array(pcm, int(sample_rate), p)
+
+
+def _decode_with_pedalboard(path: str, first_error: Exception) -> tuple[NDArray[np.float32], int]:
+    """Second decoder for files libsndfile rejects (pedalboard reads some MP3/AIFF variants)."""
+    import pedalboard.io
+
+    try:
+        with pedalboard.io.AudioFile(path) as f:
+            data = f.read(f.frames)
+            sample_rate = int(round(f.samplerate))
+    except (RuntimeError, ValueError, OSError, EOFError):
+        reason = str(first_error).strip().splitlines()[0] if str(first_error).strip() else type(first_error).__name__
+        raise AudioError(path, f"unreadable audio ({reason})") from first_error
+    return np.ascontiguousarray(data.T, dtype=np.float32), sample_rate
+
+
+def resample(samples: NDArray[np.float32], from_rate: int, to_rate: int) -> NDArray[np.float32]:
+    """Resample mono audio with libsoxr VHQ. Identity when the rates match."""
+    if from_rate == to_rate:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    import soxr
+
+    out = soxr.resample(np.asarray(samples, dtype=np.float32), from_rate, to_rate, quality="VHQ")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def find_audio_files(target: str | os.PathLike[str]) -> list[Path]:
+    """Audio files under a path (recursive for folders), sorted for a stable order."""
+    p = Path(target)
+    if p.is_dir():
+        return sorted(
+            f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
+        )
+    return [p]

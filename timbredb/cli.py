@@ -1,0 +1,368 @@
+"""The command line: parse, make one library call, format the result.
+
+Errors from the library (TimbreDBError) become one line on stderr and the exit
+status the error names (see timbredb.errors). `--format json` prints exactly one
+JSON document on stdout; progress and warnings go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from timbredb import __version__
+from timbredb.config import resolve_data_dir, resolve_db_path
+from timbredb.errors import PartialFailure, TimbreDBError
+
+FORMATS_QUERY = click.Choice(["table", "json", "csv"])
+FORMATS_LIST = click.Choice(["table", "json"])
+
+
+@dataclass
+class Ctx:
+    db: Path
+    data_dir: Path
+
+
+def _warn(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _progress(desc: str, total: int | None = None) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, leave=False, dynamic_ncols=True, disable=None)
+
+
+def _emit(result: Any, fmt: str) -> None:
+    from timbredb.formatting import render
+
+    click.echo(render(result, fmt))
+
+
+class TimbreGroup(click.Group):
+    """Turns library errors into one line on stderr and a documented exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TimbreDBError as exc:
+            click.echo(f"timbredb: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("timbredb: interrupted; everything stored before the interrupt is kept", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=TimbreGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="timbredb")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Store file (default ./timbredb.duckdb, or $TIMBREDB_DB).")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Root holding ccmusic/, audealize/, timbremetrics/ (default $TIMBREDB_DATA_DIR, else a per-user cache).")
+@click.pass_context
+def cli(ctx: click.Context, db: Path | None, data_dir: Path | None) -> None:
+    """timbredb: do language-audio embeddings encode what listeners mean by timbre words?
+
+    Ingest audio and datasets, embed them with every model, and query the
+    experiments (exp1 ratings, exp2 effects, exp3 dissimilarity) or any SQL.
+    """
+    ctx.obj = Ctx(db=resolve_db_path(db), data_dir=resolve_data_dir(data_dir))
+
+
+# ---------------------------------------------------------------- models
+@cli.group()
+def models() -> None:
+    """List, fetch and inspect embedding models."""
+
+
+@models.command("list")
+@click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Output format.")
+@click.pass_obj
+def models_list(obj: Ctx, fmt: str) -> None:
+    """Show every registered model and whether it is usable here (imports no torch)."""
+    from timbredb.models.catalog import model_table
+
+    _emit(model_table(obj.data_dir), fmt)
+
+
+@models.command("fetch")
+@click.argument("names", nargs=-1, required=True)
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Use this local checkpoint file instead of downloading.")
+@click.pass_obj
+def models_fetch(obj: Ctx, names: tuple[str, ...], weights: Path | None) -> None:
+    """Download model weights into the Hugging Face cache (needs the hub to be reachable)."""
+    from timbredb.models.fetch import fetch
+
+    for name in names:
+        path = fetch(name, weights=weights)
+        click.echo(f"{name}: {path}")
+
+
+@models.command("vocabulary")
+@click.argument("name")
+@click.pass_obj
+def models_vocabulary(obj: Ctx, name: str) -> None:
+    """Print the words a closed-vocabulary model (socialfx-eq) can embed, one per line."""
+    from timbredb.models.catalog import vocabulary
+
+    click.echo("\n".join(vocabulary(name, obj.data_dir)))
+
+
+# ---------------------------------------------------------------- ingest
+def _split_models(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise click.BadParameter("give at least one model id", param_hint="--models")
+    return names
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@click.option("--models", "model_names", default=None, metavar="M1,M2",
+              help="Models to embed with (default: every model usable here; see `models list`).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Clips per transaction and windows per forward pass.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="Where neural models run.")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
+              help="Model precision (half precision only on a GPU).")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Local checkpoint file for the (single) model in --models.")
+@click.option("--prompt", "prompts", multiple=True, metavar="TEMPLATE",
+              help="Prompt template with '{}' for the word (repeatable); each is a separate set of text embeddings.")
+@click.option("--words", default=None, metavar="W1,W2|FILE",
+              help="audealize: descriptor words to render (default: the study's 20 EQ and 20 reverb words).")
+@click.option("--strengths", default=None, metavar="S1,S2",
+              help="audealize: effect strengths (default 0.2,0.4,0.6,0.8,1.0).")
+@click.option("--source", "sources", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="audealize: extra source audio to render effects on (repeatable).")
+@click.option("--length-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="audealize: trim rendered variants to this many seconds (default: keep the whole tail).")
+@click.option("--strict", is_flag=True, help="Exit with status 4 if any input failed.")
+@click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
+@click.pass_obj
+def ingest(obj: Ctx, targets: tuple[str, ...], model_names: str | None, batch_size: int, device: str, dtype: str,
+           weights: Path | None, prompts: tuple[str, ...], words: str | None, strengths: str | None,
+           sources: tuple[Path, ...], length_s: float | None, strict: bool, fmt: str) -> None:
+    """Store audio and datasets and compute every missing embedding.
+
+    TARGETS are dataset names (ccmusic, audealize, timbremetrics) or audio
+    files/folders; none means every dataset. Re-running computes only what is
+    missing; a killed run resumes without duplicates.
+    """
+    from timbredb.pipeline import IngestOptions, run_ingest
+
+    options = IngestOptions(
+        models=_split_models(model_names), batch_size=batch_size, device=device, dtype=dtype, weights=weights,
+        prompts=list(prompts), words=words, strengths=strengths, sources=list(sources), length_s=length_s,
+    )
+    summary = run_ingest(obj.db, obj.data_dir, list(targets), options, progress=_progress, warn=_warn)
+    if fmt == "json":
+        _emit(summary.to_dict(), "json")
+    else:
+        s = summary
+        click.echo(
+            f"clips added: {s.clips_added}, clips skipped: {s.clips_skipped}, embeddings added: {s.embeddings_added}, "
+            f"text embeddings added: {s.text_embeddings_added}, errors: {len(s.errors)}"
+        )
+        for err in s.errors:
+            click.echo(f"  error: {err['error']}", err=True)
+    if strict and summary.errors:
+        raise PartialFailure(f"{len(summary.errors)} input(s) failed")
+
+
+# ---------------------------------------------------------------- query
+@cli.group()
+def query() -> None:
+    """Run an experiment's analysis on what the store holds."""
+
+
+@query.command("exp1")
+@click.option("--model", default=None, help="Only this model (id or label); default every model with results.")
+@click.option("--prompt", "template", default="{}", show_default=True, help="Prompt template whose text embeddings to use.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True, help="Bootstrap resamples for CIs.")
+@click.option("--permutations", type=click.IntRange(min=0), default=1000, show_default=True, help="Permutations for p-values.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and permutations.")
+@click.option("--format", "fmt", type=FORMATS_QUERY, default="table", show_default=True, help="Output format.")
+@click.pass_obj
+def query_exp1(obj: Ctx, model: str | None, template: str, bootstrap: int, permutations: int, seed: int, fmt: str) -> None:
+    """Experiment 1: audio-descriptor similarity vs human timbre ratings (CCMusic)."""
+    from timbredb.analysis.exp1 import run_exp1
+    from timbredb.store import Store
+
+    with Store(obj.db, read_only=True) as store:
+        result = run_exp1(store, model=model, template=template, n_bootstrap=bootstrap,
+                          n_permutations=permutations, seed=seed)
+    _emit(result, fmt)
+
+
+@query.command("exp2")
+@click.option("--model", default=None, help="Only this model (id or label); default every model with results.")
+@click.option("--detail", is_flag=True, help="Also list every trajectory.")
+@click.option("--format", "fmt", type=FORMATS_QUERY, default="table", show_default=True, help="Output format.")
+@click.pass_obj
+def query_exp2(obj: Ctx, model: str | None, detail: bool, fmt: str) -> None:
+    """Experiment 2: does stronger EQ/reverb move audio toward the effect's descriptor?"""
+    from timbredb.analysis.exp2 import run_exp2
+    from timbredb.store import Store
+
+    with Store(obj.db, read_only=True) as store:
+        result = run_exp2(store, model=model, detail=detail)
+    _emit(result, fmt)
+
+
+@query.command("exp3")
+@click.option("--model", default=None, help="Only this model (id or label); default every audio model with results.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True, help="Bootstrap resamples over anchors.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--format", "fmt", type=FORMATS_QUERY, default="table", show_default=True, help="Output format.")
+@click.pass_obj
+def query_exp3(obj: Ctx, model: str | None, bootstrap: int, seed: int, fmt: str) -> None:
+    """Experiment 3: embedding distances vs human timbre dissimilarity (timbremetrics)."""
+    from timbredb.analysis.exp3 import run_exp3
+    from timbredb.store import Store
+
+    with Store(obj.db, read_only=True) as store:
+        result = run_exp3(store, model=model, n_bootstrap=bootstrap, seed=seed)
+    _emit(result, fmt)
+
+
+# ---------------------------------------------------------------- describe
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--model", default=None, help="Text-capable model (default: the first usable, neural before baselines).")
+@click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Descriptors per file.")
+@click.option("--vocabulary", default="study", show_default=True, metavar="NAME|FILE",
+              help="ccmusic, audealize-eq, audealize-reverb, study, socialfx-eq, a stored vocabulary, or a word file.")
+@click.option("--prompt", "template", default="{}", show_default=True, help="Prompt template for the words.")
+@click.option("--clips", "n_clips", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also list this many nearest stored clips.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="Where neural models run.")
+@click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Output format.")
+@click.pass_obj
+def describe(obj: Ctx, files: tuple[Path, ...], model: str | None, k: int, vocabulary: str, template: str,
+             n_clips: int, device: str, fmt: str) -> None:
+    """Nearest descriptors for audio files (they need not be ingested)."""
+    from timbredb.describe import default_text_model
+    from timbredb.describe import describe as run_describe
+    from timbredb.models import load
+    from timbredb.store import Store
+    from timbredb.vocabularies import check_template, resolve
+
+    check_template(template)
+    name = model or default_text_model(obj.data_dir)
+    m = load(name, device=device, data_dir=obj.data_dir)
+    with Store(obj.db) as store:
+        stored = {v: store.vocabulary(v) for (v,) in store.con.execute("SELECT DISTINCT vocabulary FROM vocabularies").fetchall()}
+        vocab_name, words = resolve(vocabulary, obj.data_dir, stored)
+        results, errors = run_describe(store, list(map(str, files)), m, words, vocab_name, k=k, template=template,
+                                       n_clips=n_clips, warn=_warn)
+    for line in errors:
+        click.echo(f"timbredb: error: {line}", err=True)
+    if fmt == "json":
+        _emit([r.to_dict(with_clips=n_clips > 0) for r in results], "json")
+    else:
+        import polars as pl
+
+        from timbredb.formatting import to_table
+
+        for r in results:
+            rows = [{"rank": i + 1, "descriptor": d["descriptor"], "score": d["score"]} for i, d in enumerate(r.descriptors)]
+            click.echo(to_table(pl.DataFrame(rows), title=f"{r.file} ({r.model})"))
+            if r.clips:
+                click.echo(to_table(pl.DataFrame(r.clips), title="similar stored clips"))
+    if errors:
+        sys.exit(1)
+
+
+# ---------------------------------------------------------------- sql
+@cli.command()
+@click.argument("statement")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", show_default=True,
+              help="Output format (parquet needs --output or a non-terminal stdout).")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here instead of stdout.")
+@click.pass_obj
+def sql(obj: Ctx, statement: str, fmt: str, output: Path | None) -> None:
+    """Run one read-only SQL statement on the store (no writes, no file access)."""
+    from timbredb.formatting import render
+    from timbredb.sql import run_readonly
+
+    df = run_readonly(obj.db, statement)
+    if fmt == "parquet":
+        if output is None and sys.stdout.isatty():
+            raise TimbreDBError("--format parquet writes binary; give --output FILE or redirect stdout")
+        df.write_parquet(output if output is not None else sys.stdout.buffer)
+        return
+    text = render(df, fmt)
+    if output is not None:
+        output.write_text(text + "\n", encoding="utf-8")
+    else:
+        click.echo(text)
+
+
+# ---------------------------------------------------------------- import
+@cli.group("import")
+def import_() -> None:
+    """Load results computed elsewhere, to analyse them beside local ones."""
+
+
+@import_.command("exp2")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", "model_name", required=True, help="Name to file the imported results under.")
+@click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
+@click.pass_obj
+def import_exp2(obj: Ctx, file: Path, model_name: str, fmt: str) -> None:
+    """Import per-condition exp2 similarities (the study's CSV format or timbredb's export)."""
+    from timbredb.analysis.exp2 import import_results
+    from timbredb.store import Store
+
+    with Store(obj.db) as store:
+        summary = import_results(store, file, model_name)
+    if fmt == "json":
+        _emit(summary, "json")
+    else:
+        click.echo(", ".join(f"{k}: {v}" for k, v in summary.items()))
+
+
+# ---------------------------------------------------------------- report
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("timbredb-report"),
+              show_default=True, help="Folder for report.html and its figures.")
+@click.pass_obj
+def report(obj: Ctx, out_dir: Path) -> None:
+    """Write an HTML report of every experiment the store holds results for."""
+    from timbredb.report import build_report
+    from timbredb.store import Store
+
+    with Store(obj.db, read_only=True) as store:
+        path = build_report(store, out_dir, data_dir=obj.data_dir)
+    click.echo(str(path))
+
+
+# ---------------------------------------------------------------- check
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only report: apply no migration, rebuild no index.")
+@click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Output format.")
+@click.pass_obj
+def check(obj: Ctx, dry_run: bool, fmt: str) -> None:
+    """List applied/pending migrations, verify integrity, rebuild stale FAISS indexes."""
+    from timbredb.check import run_check
+    from timbredb.errors import IntegrityError
+
+    result, ok = run_check(obj.db, dry_run=dry_run)
+    _emit(result, fmt)
+    if not ok:
+        raise IntegrityError(f"{obj.db}: integrity problems found (see above)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    cli(prog_name="timbredb")

@@ -1,0 +1,1 @@
+"""Dataset readers: each turns a folder under the data dir into clips and tables."""

@@ -1,0 +1,67 @@
+"""Audealize / SocialFX descriptor data (Seetharaman & Pardo).
+
+Layout under the data dir (see ../shared/data/README.md):
+    audealize/eqpoints.json        word -> 40 EQ band values (+ agreement, num, x, y)
+    audealize/reverbdescriptors.json   word -> raw reverb parameters [d, g, m, f, E, wetdry]
+    audealize/audio/{guitar,piano,drums}.wav
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from timbredb.errors import DatasetError
+
+#: Centre frequencies (Hz) of Audealize's 40 peaking EQ bands (Q = 4.31).
+EQ_CENTRES_HZ: tuple[float, ...] = (
+    20, 50, 83, 120, 161, 208, 259, 318, 383, 455, 537, 628, 729, 843, 971, 1114, 1273, 1452,
+    1652, 1875, 2126, 2406, 2719, 3070, 3462, 3901, 4392, 4941, 5556, 6244, 7014, 7875, 8839,
+    9917, 11124, 12474, 13984, 15675, 17566, 19682,
+)
+EQ_Q = 4.31
+
+
+def eqpoints_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "audealize" / "eqpoints.json"
+
+
+def load_eq_curves(data_dir: Path, lang: str = "English") -> dict[str, NDArray[np.float64]]:
+    """Word -> its 40 raw EQ band values, for one language.
+
+    Raises:
+        DatasetError: the file is missing or malformed.
+    """
+    path = eqpoints_path(data_dir)
+    if not path.is_file():
+        raise DatasetError(f"{path}: not found (the Audealize EQ descriptor file; set --data-dir)")
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
+    curves: dict[str, NDArray[np.float64]] = {}
+    for i, rec in enumerate(records):
+        try:
+            if rec.get("lang", lang) != lang:
+                continue
+            settings = np.asarray(rec["settings"], dtype=np.float64)
+            word = str(rec["word"]).strip().lower()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DatasetError(f"{path}: record {i} is malformed ({exc})") from exc
+        if settings.shape != (len(EQ_CENTRES_HZ),) or not np.isfinite(settings).all():
+            raise DatasetError(f"{path}: record {i} ({word!r}) needs {len(EQ_CENTRES_HZ)} finite band values")
+        curves.setdefault(word, settings)
+    if not curves:
+        raise DatasetError(f"{path}: no {lang} words")
+    return curves
+
+
+def normalise_curve(settings: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Audealize's min-max normalisation of a curve to [-1, 1] (flat curve -> zeros)."""
+    lo, hi = float(settings.min()), float(settings.max())
+    if hi == lo:
+        return np.zeros_like(settings)
+    return 2.0 * (settings - lo) / (hi - lo) - 1.0

@@ -1,0 +1,235 @@
+"""FAISS indexes: derived caches of the DuckDB vectors, rebuilt when stale.
+
+Each index is an exact inner-product index (``IndexFlatIP``) over L2-normalised
+copies of a space's vectors, so its scores are cosines and its results equal a
+brute-force search. Files live in ``<store>.faiss/``: ``<name>.index`` plus
+``<name>.keys.json`` (row -> clip hash or prompt). Both are written to a
+temporary name and renamed into place; the ``faiss_indexes`` table then records
+the row count and a fingerprint of the rows the index was built from. An index
+whose record, file or fingerprint disagrees with the store is rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from timbredb.errors import StoreError
+from timbredb.store import Store
+
+
+@dataclass
+class VectorIndex:
+    """A loaded index and the keys of its rows."""
+
+    name: str
+    keys: list[str]
+    index: Any  # faiss.Index
+
+    def search(self, queries: NDArray[np.float32], k: int) -> list[list[tuple[str, float]]]:
+        """Top-k (key, cosine) per query row, best first."""
+        if not self.keys:
+            return [[] for _ in range(queries.shape[0])]
+        q = normalise(queries)
+        scores, ids = self.index.search(q, min(k, len(self.keys)))
+        return [
+            [(self.keys[i], float(s)) for s, i in zip(srow, irow) if i >= 0] for srow, irow in zip(scores, ids)
+        ]
+
+
+def normalise(x: NDArray[np.floating]) -> NDArray[np.float32]:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.ascontiguousarray(x / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+
+
+def _fingerprint(rows: list[tuple[str, int]]) -> str:
+    h = hashlib.sha256()
+    for key, batch in rows:
+        h.update(f"{key}\x00{batch}\n".encode())
+    return f"{len(rows)}:{h.hexdigest()[:32]}"
+
+
+def _text_rows(store: Store, space_id: str, prompts: list[str]) -> list[tuple[str, int]]:
+    return [
+        (r[0], r[1])
+        for r in store.con.execute(
+            "SELECT w.k, e.batch_id FROM unnest(?) WITH ORDINALITY AS w(k, i) "
+            "JOIN text_embeddings e ON e.prompt = w.k AND e.space_id = ? ORDER BY w.i",
+            [prompts, space_id],
+        ).fetchall()
+    ]
+
+
+def _audio_rows(store: Store, space_id: str) -> list[tuple[str, int]]:
+    return [
+        (r[0], r[1])
+        for r in store.con.execute(
+            "SELECT clip_sha256, batch_id FROM audio_embeddings WHERE space_id = ? ORDER BY clip_sha256", [space_id]
+        ).fetchall()
+    ]
+
+
+def text_index_name(space_id: str, prompts: list[str]) -> str:
+    digest = hashlib.sha256("\n".join(prompts).encode()).hexdigest()[:12]
+    return f"text-{space_id}-{digest}"
+
+
+def audio_index_name(space_id: str) -> str:
+    return f"audio-{space_id}"
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _build(
+    store: Store,
+    name: str,
+    space_id: str,
+    kind: str,
+    rows: list[tuple[str, int]],
+    matrix: NDArray[np.float32],
+    requested: list[str] | None = None,
+) -> VectorIndex:
+    import faiss
+
+    keys = [k for k, _ in rows]
+    dim = matrix.shape[1] if matrix.size else int(store.scalar("SELECT dim FROM spaces WHERE space_id = ?", [space_id]))
+    index = faiss.IndexFlatIP(dim)
+    if len(keys):
+        index.add(normalise(matrix))
+    folder = store.index_dir
+    _write_atomic(folder / f"{name}.keys.json", lambda tmp: Path(tmp).write_text(json.dumps({"requested": requested, "keys": keys})))
+    _write_atomic(folder / f"{name}.index", lambda tmp: faiss.write_index(index, tmp))
+    with store.transaction():
+        store.con.execute(
+            "INSERT INTO faiss_indexes (index_name, space_id, kind, path, n_rows, store_state) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (index_name) DO UPDATE SET n_rows = excluded.n_rows, store_state = excluded.store_state, "
+            "path = excluded.path, built_at = now()",
+            [name, space_id, kind, f"{name}.index", len(keys), _fingerprint(rows)],
+        )
+    return VectorIndex(name, keys, index)
+
+
+def _load_if_fresh(store: Store, name: str, rows: list[tuple[str, int]]) -> VectorIndex | None:
+    import faiss
+
+    recs = store.con.execute(
+        "SELECT path, n_rows, store_state FROM faiss_indexes WHERE index_name = ?", [name]
+    ).fetchall()
+    rec = recs[0] if recs else None
+    if rec is None or rec[2] != _fingerprint(rows):
+        return None
+    path = store.index_dir / rec[0]
+    keys_path = store.index_dir / f"{name}.keys.json"
+    if not path.is_file() or not keys_path.is_file():
+        return None
+    try:
+        index = faiss.read_index(str(path))
+        keys = json.loads(keys_path.read_text())["keys"]
+    except (RuntimeError, ValueError, OSError, KeyError, TypeError):
+        return None
+    if index.ntotal != rec[1] or keys != [k for k, _ in rows]:
+        return None
+    return VectorIndex(name, keys, index)
+
+
+def text_index(store: Store, space_id: str, prompts: list[str]) -> VectorIndex:
+    """The index over the stored text vectors of these prompts (built or rebuilt if stale)."""
+    rows = _text_rows(store, space_id, prompts)
+    name = text_index_name(space_id, prompts)
+    fresh = _load_if_fresh(store, name, rows)
+    if fresh is not None:
+        return fresh
+    _, matrix = store.text_matrix(space_id, [k for k, _ in rows])
+    return _build(store, name, space_id, "text", rows, matrix, requested=list(prompts))
+
+
+def audio_index(store: Store, space_id: str) -> VectorIndex:
+    """The index over all audio vectors of a space (built or rebuilt if stale)."""
+    rows = _audio_rows(store, space_id)
+    name = audio_index_name(space_id)
+    fresh = _load_if_fresh(store, name, rows)
+    if fresh is not None:
+        return fresh
+    _, matrix = store.audio_matrix(space_id, [k for k, _ in rows])
+    return _build(store, name, space_id, "audio", rows, matrix)
+
+
+@dataclass(frozen=True)
+class IndexState:
+    index_name: str
+    space_id: str
+    kind: str
+    n_rows: int
+    state: str  # fresh | stale | missing-file | rebuilt
+
+
+def check_indexes(store: Store, repair: bool = True) -> list[IndexState]:
+    """Compare every recorded index (and every space's audio index) with the store.
+
+    Args:
+        repair: rebuild stale or missing indexes (text indexes whose prompts are
+            no longer known are dropped from the record).
+    """
+    if repair and store.read_only:
+        raise StoreError(f"{store.path}: cannot repair indexes of a store opened read-only")
+    out: list[IndexState] = []
+    records = store.con.execute("SELECT index_name, space_id, kind, path FROM faiss_indexes ORDER BY index_name").fetchall()
+    seen = set()
+    for name, space_id, kind, path in records:
+        seen.add(name)
+        prompts: list[str] = []
+        if kind == "audio":
+            rows = _audio_rows(store, space_id)
+        else:
+            keys_path = store.index_dir / f"{name}.keys.json"
+            try:
+                prompts = json.loads(keys_path.read_text())["requested"]
+            except (OSError, ValueError, KeyError, TypeError):
+                prompts = None
+            if prompts is None:
+                out.append(IndexState(name, space_id, kind, 0, "missing-file"))
+                if repair:
+                    store.con.execute("DELETE FROM faiss_indexes WHERE index_name = ?", [name])
+                continue
+            rows = _text_rows(store, space_id, prompts)
+        fresh = _load_if_fresh(store, name, rows)
+        if fresh is not None:
+            out.append(IndexState(name, space_id, kind, len(rows), "fresh"))
+            continue
+        state = "stale" if (store.index_dir / path).is_file() else "missing-file"
+        if repair:
+            if kind == "audio":
+                audio_index(store, space_id)
+            else:
+                text_index(store, space_id, prompts)
+            state = "rebuilt"
+        out.append(IndexState(name, space_id, kind, len(rows), state))
+    for (space_id,) in store.con.execute("SELECT space_id FROM spaces ORDER BY space_id").fetchall():
+        name = audio_index_name(space_id)
+        if name in seen or not store.scalar("SELECT count(*) FROM audio_embeddings WHERE space_id = ?", [space_id]):
+            continue
+        if repair:
+            idx = audio_index(store, space_id)
+            out.append(IndexState(name, space_id, "audio", len(idx.keys), "rebuilt"))
+        else:
+            out.append(IndexState(name, space_id, "audio", 0, "missing-file"))
+    return out

@@ -1,0 +1,381 @@
+"""The one model interface every embedding model implements.
+
+A model declares its spec (id, checkpoint, sample rate, dim, similarity, ...)
+and implements at most three things: ``_load`` (heavy imports and weights),
+``_embed_windows`` (a batch of mono float32 windows at the model's sample rate
+-> an (n, dim) array) and, for text-capable models, ``_embed_texts``. The base
+class does the rest: explicit resampling, deterministic windowing and pooling,
+batching, and shape/dtype/finiteness checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import platform
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from timbredb import __version__
+from timbredb.audio import RESAMPLER, Audio, resample
+from timbredb.errors import AudioError, ModelUnavailableError, TimbreDBError, VocabularyError
+from timbredb.store import SpaceRecord
+
+
+@dataclass(frozen=True)
+class Availability:
+    usable: bool
+    reason: str  # why not, and the exact fix; "" when usable
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Cheap metadata of a registered model. Building one imports nothing heavy.
+
+    Attributes:
+        id: what --model/--models accept.
+        family: model family (e.g. "CLAP", "baseline").
+        checkpoint: default checkpoint name.
+        checkpoints: every checkpoint name selectable as ``id@name``.
+        dim: embedding dimension.
+        sample_rate: Hz the model consumes.
+        modalities: ("audio",) or ("audio", "text").
+        license: licence of the weights (or of the data the baseline is built from).
+        description: one line for `models list`.
+        loader: "module:Class" implementing EmbeddingModel, imported on demand.
+        requires: import names that must be installed (checked without importing).
+        extra: the pip extra that installs them.
+        availability: optional "module:function(spec, data_dir, checkpoint) -> Availability"
+            for checks beyond installed packages (weights present, data present).
+        similarity: how vectors compare ("cosine").
+        dims: per-checkpoint dimension overrides.
+        sample_rates: per-checkpoint sample-rate overrides.
+    """
+
+    id: str
+    family: str
+    checkpoint: str
+    dim: int
+    sample_rate: int
+    modalities: tuple[str, ...]
+    license: str
+    description: str
+    loader: str
+    checkpoints: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+    availability: str | None = None
+    similarity: str = "cosine"
+    dims: dict[str, int] = field(default_factory=dict)
+    sample_rates: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def has_text(self) -> bool:
+        return "text" in self.modalities
+
+    def dim_for(self, checkpoint: str) -> int:
+        return self.dims.get(checkpoint, self.dim)
+
+    def sample_rate_for(self, checkpoint: str) -> int:
+        return self.sample_rates.get(checkpoint, self.sample_rate)
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """How a clip of any length becomes one vector, deterministically.
+
+    kinds:
+        whole: the whole clip in one window (baselines).
+        consecutive: windows of ``window_s`` every ``hop_s`` from the start; when
+            the clip does not end on a window boundary, one last window is aligned
+            to the clip's end, so every sample is covered by real audio. Clips
+            shorter than one window are padded (``pad``: "repeat" tiles the clip,
+            "zero" appends silence). Window vectors are pooled by ``pooling``
+            ("mean": mean of the raw vectors; "mean-l2": that mean, L2-normalised).
+        first: only the first window (padded if short), for paper-compatible runs.
+    """
+
+    kind: str = "whole"
+    window_s: float | None = None
+    hop_s: float | None = None
+    pad: str = "zero"
+    pooling: str = "mean"
+    name: str = "default"
+
+    def windows(self, samples: NDArray[np.float32], sample_rate: int) -> list[NDArray[np.float32]]:
+        if self.kind == "whole" or self.window_s is None:
+            return [samples]
+        win = int(round(self.window_s * sample_rate))
+        n = samples.shape[0]
+        if n <= win:
+            return [self._pad(samples, win)]
+        if self.kind == "first":
+            return [samples[:win]]
+        hop = int(round((self.hop_s or self.window_s) * sample_rate))
+        starts = list(range(0, n - win + 1, hop))
+        if starts[-1] + win < n:
+            starts.append(n - win)
+        return [samples[s : s + win] for s in starts]
+
+    def _pad(self, samples: NDArray[np.float32], win: int) -> NDArray[np.float32]:
+        n = samples.shape[0]
+        if n == win:
+            return samples
+        if self.pad == "repeat":
+            reps = int(math.ceil(win / n))
+            return np.tile(samples, reps)[:win]
+        out = np.zeros(win, dtype=np.float32)
+        out[:n] = samples
+        return out
+
+    def pool(self, vectors: NDArray[np.float32]) -> NDArray[np.float32]:
+        v = vectors.astype(np.float64).mean(axis=0)
+        if self.pooling == "mean-l2":
+            norm = np.linalg.norm(v)
+            if norm > 0:
+                v = v / norm
+        return v.astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+ProgressFn = Callable[[int], None]
+
+
+def package_versions(names: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+class EmbeddingModel(ABC):
+    """Base class: resampling, windowing, batching and checks around three hooks.
+
+    Args:
+        spec: the registered metadata.
+        checkpoint: a name from ``spec.checkpoints`` (default ``spec.checkpoint``).
+        device: "auto", "cpu", "cuda" or "mps" (ignored by CPU-only baselines).
+        dtype: "float32", "float16" or "bfloat16" (half precision only on a GPU).
+        data_dir: the timbredb data root, for models built from data files.
+        weights: a local weights file that replaces the hub download.
+        policy: a window policy other than the model's default.
+    """
+
+    #: packages whose versions go into every batch's provenance
+    provenance_packages: tuple[str, ...] = ("numpy",)
+    #: the shortest input (in samples at the model rate) the model accepts
+    min_samples: int = 1
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        checkpoint: str | None = None,
+        device: str = "auto",
+        dtype: str = "float32",
+        data_dir: Path | None = None,
+        weights: str | Path | None = None,
+        policy: WindowPolicy | None = None,
+    ) -> None:
+        self.spec = spec
+        self.checkpoint = checkpoint or spec.checkpoint
+        known = spec.checkpoints or (spec.checkpoint,)
+        if self.checkpoint not in known:
+            raise TimbreDBError(
+                f"{spec.id}: unknown checkpoint {self.checkpoint!r}; choose one of: {', '.join(known)}"
+            )
+        self.requested_device = device
+        self.dtype = dtype
+        self.data_dir = data_dir
+        self.weights = Path(weights) if weights else None
+        self.policy = policy or self.default_policy()
+        self.sample_rate = spec.sample_rate_for(self.checkpoint)
+        self.dim = spec.dim_for(self.checkpoint)
+        self._loaded = False
+
+    # ------------------------------------------------------------ hooks
+    def default_policy(self) -> WindowPolicy:
+        return WindowPolicy()
+
+    def _load(self) -> None:
+        """Import heavy packages and load weights. Called once, on first use."""
+
+    @abstractmethod
+    def _embed_windows(self, windows: list[NDArray[np.float32]]) -> NDArray[np.float32]:
+        """Embed mono float32 windows at ``self.sample_rate``; returns (len(windows), dim)."""
+
+    def _embed_texts(self, texts: list[str]) -> NDArray[np.float32]:
+        raise ModelUnavailableError(f"{self.spec.id} has no text encoder (audio only)")
+
+    def check_text(self, text: str) -> None:
+        """Raise VocabularyError if this model cannot embed ``text`` (closed vocabularies)."""
+
+    @property
+    def device(self) -> str:
+        """The device actually used (after ``auto`` is resolved)."""
+        return "cpu"
+
+    @property
+    def checkpoint_sha256(self) -> str | None:
+        return None
+
+    def extra_provenance(self) -> dict[str, Any]:
+        return {}
+
+    # ------------------------------------------------------------ identity
+    @property
+    def label(self) -> str:
+        """The name users pass to --model: the id for the default checkpoint and policy."""
+        label = self.spec.id
+        if self.checkpoint != self.spec.checkpoint:
+            label += f"@{self.checkpoint}"
+        if self.policy != self.default_policy():
+            label += f"/{self.policy.name}"
+        return label
+
+    def policy_dict(self) -> dict[str, Any]:
+        return {
+            "sample_rate": self.sample_rate,
+            "resampler": RESAMPLER,
+            "mono": "mean of channels",
+            "window": self.policy.to_dict(),
+            **self.extra_policy(),
+        }
+
+    def extra_policy(self) -> dict[str, Any]:
+        """Model-specific preprocessing facts that change vectors (e.g. int16 quantisation)."""
+        return {}
+
+    @property
+    def space_id(self) -> str:
+        key = json.dumps(
+            {"model_id": self.spec.id, "checkpoint": self.checkpoint, "policy": self.policy_dict()},
+            sort_keys=True,
+        )
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def space_record(self) -> SpaceRecord:
+        return SpaceRecord(
+            space_id=self.space_id,
+            label=self.label,
+            model_id=self.spec.id,
+            family=self.spec.family,
+            checkpoint=self.checkpoint,
+            checkpoint_sha256=self.checkpoint_sha256 if self._loaded else None,
+            policy=self.policy_dict(),
+            dim=self.dim,
+            sample_rate=self.sample_rate,
+            similarity=self.spec.similarity,
+            modalities=self.spec.modalities,
+        )
+
+    def provenance(self) -> dict[str, Any]:
+        self.ensure_loaded()
+        return {
+            "timbredb": __version__,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "packages": package_versions(self.provenance_packages),
+            "checkpoint": self.checkpoint,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "device": self.device,
+            "dtype": self.dtype,
+            **self.extra_provenance(),
+        }
+
+    # ------------------------------------------------------------ the work
+    def ensure_loaded(self) -> None:
+        if not self._loaded:
+            self._load()
+            self._loaded = True
+
+    def check_audio(self, audio: Audio) -> None:
+        """Raise AudioError if the clip is too short for this model (no resampling needed)."""
+        n_at_model_rate = int(audio.n_frames * self.sample_rate // audio.sample_rate)
+        if n_at_model_rate < self.min_samples:
+            raise AudioError(
+                audio.source,
+                f"too short for {self.spec.id}: {audio.duration_s:.4f} s, needs at least "
+                f"{self.min_samples / self.sample_rate:.4f} s",
+            )
+
+    def prepare(self, audio: Audio) -> list[NDArray[np.float32]]:
+        """Resample to the model rate and cut into windows; raises AudioError if too short."""
+        self.check_audio(audio)
+        x = resample(audio.samples, audio.sample_rate, self.sample_rate)
+        return self.policy.windows(x, self.sample_rate)
+
+    def embed_audio(
+        self, clips: Sequence[Audio], batch_size: int = 16, progress: ProgressFn | None = None
+    ) -> NDArray[np.float32]:
+        """One pooled vector per clip, (len(clips), dim) float32.
+
+        Windows of all clips are embedded ``batch_size`` at a time, so the result
+        of a clip does not depend on which other clips share its call beyond
+        floating-point batching effects.
+        """
+        self.ensure_loaded()
+        per_clip = [self.prepare(a) for a in clips]
+        flat = [w for ws in per_clip for w in ws]
+        vecs = self._run_batches(flat, batch_size, self._embed_windows, "audio")
+        out = np.empty((len(clips), self.dim), dtype=np.float32)
+        i = 0
+        for k, ws in enumerate(per_clip):
+            out[k] = self.policy.pool(vecs[i : i + len(ws)])
+            i += len(ws)
+            if progress:
+                progress(1)
+        return out
+
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> NDArray[np.float32]:
+        """One vector per text, (len(texts), dim) float32."""
+        if not self.spec.has_text:
+            raise ModelUnavailableError(f"{self.spec.id} has no text encoder (audio only)")
+        for t in texts:
+            if not isinstance(t, str) or not t.strip():
+                raise VocabularyError(f"{self.spec.id}: cannot embed an empty text")
+            self.check_text(t)
+        self.ensure_loaded()
+        return self._run_batches(list(texts), batch_size, self._embed_texts, "text")
+
+    def _run_batches(self, items: list[Any], batch_size: int, fn: Callable[[list[Any]], Any], what: str) -> NDArray[np.float32]:
+        if batch_size < 1:
+            raise TimbreDBError(f"batch size must be at least 1, got {batch_size}")
+        chunks = []
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            vec = np.asarray(fn(batch))
+            if vec.shape != (len(batch), self.dim):
+                raise TimbreDBError(
+                    f"{self.spec.id}: {what} encoder returned shape {vec.shape}, expected {(len(batch), self.dim)}"
+                )
+            if not np.issubdtype(vec.dtype, np.floating):
+                raise TimbreDBError(f"{self.spec.id}: {what} encoder returned dtype {vec.dtype}")
+            vec = vec.astype(np.float32, copy=False)
+            if not np.isfinite(vec).all():
+                raise TimbreDBError(f"{self.spec.id}: {what} encoder returned non-finite values")
+            chunks.append(vec)
+        if not chunks:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(chunks, axis=0)

@@ -1,0 +1,89 @@
+"""Descriptor vocabularies and prompt templates.
+
+Built-in vocabularies:
+    ccmusic           the 16 CCMusic timbre descriptors (historical names the study prompts with)
+    audealize-eq      the study's 20 EQ words
+    audealize-reverb  the study's 20 reverb words
+    study             all of the above (the default for `describe`)
+    socialfx-eq       every English word of audealize/eqpoints.json (read from the data dir)
+A vocabulary can also be a text file: one word per line, '#' starts a comment.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from timbredb.errors import VocabularyError
+
+CCMUSIC = (
+    "bright", "clear", "coarse", "dim", "dry", "harmonious", "hoarse", "plump",
+    "pure", "sharp", "slim", "soft", "thick", "thin", "turbid", "vigorous",
+)
+AUDEALIZE_EQ = (
+    "warm", "cold", "soft", "loud", "bright", "soothing", "harsh", "heavy", "cool", "smooth",
+    "calm", "clear", "tinny", "sharp", "hard", "crisp", "mellow", "dark", "peaceful", "gentle",
+)
+AUDEALIZE_REVERB = (
+    "echo", "distant", "warm", "spacious", "loud", "deep", "muffled", "church", "big", "distorted",
+    "hollow", "sad", "soft", "bass", "strong", "low", "haunting", "clear", "tinny", "hall",
+)
+BUILTIN: dict[str, tuple[str, ...]] = {
+    "ccmusic": CCMUSIC,
+    "audealize-eq": AUDEALIZE_EQ,
+    "audealize-reverb": AUDEALIZE_REVERB,
+    "study": tuple(dict.fromkeys(CCMUSIC + AUDEALIZE_EQ + AUDEALIZE_REVERB)),
+}
+DEFAULT_VOCABULARY = "study"
+BARE = "{}"
+
+
+def read_word_file(path: Path) -> list[str]:
+    """Words from a text file: one per line (or comma-separated), '#' comments."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise VocabularyError(f"{path}: cannot read vocabulary file ({exc})") from exc
+    words = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0]
+        words.extend(w.strip().lower() for w in line.split(",") if w.strip())
+    if not words:
+        raise VocabularyError(f"{path}: the vocabulary file has no words")
+    return list(dict.fromkeys(words))
+
+
+def resolve(name_or_file: str, data_dir: Path | None = None, stored: dict[str, list[str]] | None = None) -> tuple[str, list[str]]:
+    """A vocabulary name (built-in, socialfx-eq, or stored) or a word file -> (name, words)."""
+    if name_or_file in BUILTIN:
+        return name_or_file, list(BUILTIN[name_or_file])
+    if name_or_file == "socialfx-eq":
+        from timbredb.config import resolve_data_dir
+        from timbredb.datasets.audealize import load_eq_curves
+
+        return name_or_file, sorted(load_eq_curves(resolve_data_dir(data_dir)))
+    if stored and name_or_file in stored:
+        return name_or_file, list(stored[name_or_file])
+    path = Path(name_or_file)
+    if path.is_file():
+        return f"file:{path.resolve()}", read_word_file(path)
+    known = sorted(set(BUILTIN) | {"socialfx-eq"} | set(stored or {}))
+    raise VocabularyError(
+        f"unknown vocabulary {name_or_file!r}: not a file, and not one of {', '.join(known)}"
+    )
+
+
+def check_template(template: str) -> str:
+    """A prompt template has exactly one '{}' where the word goes."""
+    if template.count("{}") != 1 or re.search(r"\{[^}]", template):
+        raise VocabularyError(f"prompt template {template!r} must contain exactly one '{{}}' (e.g. 'a {{}} sound')")
+    return template
+
+
+def render_prompt(template: str, word: str) -> str:
+    """Put the word into the template; "a {}" becomes "an {}" before a vowel."""
+    check_template(template)
+    text = template.replace("{}", word)
+    if word[:1].lower() in "aeiou":
+        text = re.sub(r"(^|\s)([Aa]) " + re.escape(word), lambda m: f"{m.group(1)}{m.group(2)}n {word}", text)
+    return text
