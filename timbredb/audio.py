@@ -126,6 +126,12 @@ def decode(path: str | os.PathLike[str]) -> Audio:
     try:
         pcm, sample_rate = sf.read(p, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        message = str(exc).lower()
+        if "channel count is zero" in message:
+            raise AudioError(p, "has zero channels") from exc
+        if "not recognised" not in message and "unsupported" not in message:
+            # a container libsndfile knows but cannot decode (truncated, corrupt): report it
+            raise AudioError(p, f"unreadable audio ({_reason(exc)})") from exc
         pcm, sample_rate = _decode_with_pedalboard(p, exc)
     return from_array(pcm, int(sample_rate), p)
 
@@ -139,9 +145,13 @@ def _decode_with_pedalboard(path: str, first_error: Exception) -> tuple[NDArray[
             data = f.read(f.frames)
             sample_rate = int(round(f.samplerate))
     except (RuntimeError, ValueError, OSError, EOFError):
-        reason = str(first_error).strip().splitlines()[0] if str(first_error).strip() else type(first_error).__name__
-        raise AudioError(path, f"unreadable audio ({reason})") from first_error
+        raise AudioError(path, f"unreadable audio ({_reason(first_error)})") from first_error
     return np.ascontiguousarray(data.T, dtype=np.float32), sample_rate
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().replace(" : ", ": ")
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def resample(samples: NDArray[np.float32], from_rate: int, to_rate: int) -> NDArray[np.float32]:

@@ -25,8 +25,8 @@ def _sql_files(package: str, folder: str) -> dict[str, str]:
 
 
 def migration_files() -> dict[str, str]:
-    return _sql_files("timbredb.migrations", "migrations")
+    return _sql_files("timbredb._sql.migrations", "migrations")
 
 
 def query_files() -> dict[str, str]:
-    return _sql_files("timbredb.queries", "queries")
+    return _sql_files("timbredb._sql.queries", "queries")

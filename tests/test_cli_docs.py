@@ -1,0 +1,64 @@
+"""Every command has help text and is documented in the README; light start-up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from timbredb.cli import cli
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    out = []
+    for name, cmd in group.commands.items():
+        full = f"{prefix}{name}"
+        out.append((full, cmd))
+        if isinstance(cmd, click.Group):
+            out.extend(_commands(cmd, full + " "))
+    return out
+
+
+def test_every_command_has_help_and_is_in_the_readme() -> None:
+    commands = _commands(cli)
+    assert len(commands) >= 14
+    for name, cmd in commands:
+        assert cmd.help and cmd.help.strip(), f"`timbredb {name}` has no help text"
+        assert f"timbredb {name}" in README, f"`timbredb {name}` is not documented in README.md"
+        for param in cmd.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"`timbredb {name} {param.opts[0]}` has no help text"
+
+
+def _python(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+def test_help_models_list_and_sql_do_not_import_torch(tmp_path: Path, data_dir: Path) -> None:
+    code = (
+        "import sys, json\n"
+        "from click.testing import CliRunner\n"
+        "from timbredb.cli import cli\n"
+        "r = CliRunner()\n"
+        "outs = [r.invoke(cli, ['--help']), r.invoke(cli, ['--data-dir', sys.argv[1] if len(sys.argv) > 1 else '.', 'models', 'list', '--format', 'json'])]\n"
+        "assert all(o.exit_code == 0 for o in outs), [o.output for o in outs]\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'torchaudio', 'laion_clap', 'msclap', 'muq', 'transformers'})\n"
+        "print(json.dumps({'heavy': heavy, 'models': json.loads(outs[1].stdout)}))\n"
+    )
+    out = json.loads(_python(code))
+    assert out["heavy"] == []
+    ids = {m["id"] for m in out["models"]}
+    assert {"mfcc", "socialfx-eq"} <= ids
+    for m in out["models"]:
+        assert set(m) >= {"id", "family", "checkpoint", "dim", "sample_rate", "modalities", "license", "usable", "reason"}
+        assert m["usable"] or m["reason"], f"{m['id']} is unusable without a reason"
+
+
+def test_python_dash_m_and_version() -> None:
+    out = subprocess.run([sys.executable, "-m", "timbredb", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("timbredb, version")
