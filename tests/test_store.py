@@ -64,3 +64,13 @@ def test_not_a_duckdb_file_is_one_clear_error(tmp_path: Path) -> None:
     bogus.write_text("hello")
     with pytest.raises(StoreError, match="bogus.duckdb"):
         Store(bogus)
+
+
+def test_read_only_open_upgrades_a_store_from_an_older_timbredb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "old.duckdb"
+    all_migrations = schema.available_migrations()
+    monkeypatch.setattr(schema, "available_migrations", lambda: all_migrations[:1])
+    Store(path).close()
+    monkeypatch.setattr(schema, "available_migrations", lambda: all_migrations)
+    with Store(path, read_only=True) as store:
+        assert {s.status for s in schema.status(store.con)} == {"applied"}

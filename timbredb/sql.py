@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from timbredb.errors import ReadOnlyViolation, StoreError, TimbreDBError
+from timbredb.store import Store
 
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _CONFIG = {
@@ -35,6 +36,7 @@ def run_readonly(db_path: Path, sql: str) -> pl.DataFrame:
     """
     if not db_path.exists():
         raise StoreError(f"{db_path}: no timbredb store here; run `timbredb ingest` first or pass --db")
+    Store(db_path, read_only=True).close()  # verifies migrations; upgrades a store from an older timbredb
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:

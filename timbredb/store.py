@@ -58,6 +58,20 @@ def _arrow_to_matrix(column: pa.ChunkedArray, n: int) -> NDArray[np.float32]:
     return flat.reshape(n, -1)
 
 
+def upgrade_store(path: Path) -> list[str]:
+    """Apply pending migrations to an existing store; returns their names."""
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as exc:
+        raise StoreError(
+            f"{path}: the store needs a schema upgrade but cannot be opened for writing ({str(exc).splitlines()[0]})"
+        ) from exc
+    try:
+        return schema.migrate(con)
+    finally:
+        con.close()
+
+
 class Store:
     """A timbredb DuckDB file.
 
@@ -86,11 +100,11 @@ class Store:
             schema.migrate(self.con)
         else:
             schema.verify(self.con)
-            pending = [s.name for s in schema.status(self.con) if s.status == "pending"]
-            if pending:
-                raise StoreError(
-                    f"{self.path}: the store needs migrations {', '.join(pending)}; run `timbredb check` to apply them"
-                )
+            if any(s.status == "pending" for s in schema.status(self.con)):
+                # a store written by an older timbredb: upgrade it, then read
+                self.con.close()
+                upgrade_store(self.path)
+                self.con = duckdb.connect(str(self.path), read_only=True)
 
     # ------------------------------------------------------------ basics
     def close(self) -> None:
