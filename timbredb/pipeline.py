@@ -6,7 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from timbredb.errors import ModelUnavailableError, TimbreDBError
+from timbredb.download import ensure_dataset
+from timbredb.errors import DatasetError, ModelUnavailableError, TimbreDBError
 from timbredb.ingest import DATASETS, IngestSummary, Ingestor, ingest_dataset
 from timbredb.models import SPECS, load, usable_models
 from timbredb.progress import ProgressFactory, WarnFn, ignore, silent
@@ -45,6 +46,15 @@ def run_ingest(
     """
     for t in options.prompts:
         check_template(t)
+    targets = targets or list(DATASETS)
+    for target in targets:
+        # a missing dataset is downloaded first, so models built from its data (socialfx-eq) are usable
+        if target in DATASETS and not Path(target).exists():
+            try:
+                if ensure_dataset(target, data_dir):
+                    warn(f"{target}: downloaded into {data_dir / target}")
+            except DatasetError as exc:
+                warn(f"error: {exc}")
     if options.models:
         names = options.models
     else:
@@ -59,7 +69,6 @@ def run_ingest(
     models = [
         load(n, device=options.device, dtype=options.dtype, data_dir=data_dir, weights=options.weights) for n in names
     ]
-    targets = targets or list(DATASETS)
     dataset_options: dict[str, Any] = asdict(options)
     with Store(db) as store:
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
