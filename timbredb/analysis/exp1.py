@@ -1,0 +1,254 @@
+"""Experiment 1: audio-descriptor similarity vs human timbre ratings (CCMusic).
+
+For each embedding space, S[i, d] is the cosine between the audio embedding of
+instrument i and the text embedding of descriptor d (one prompt template), and
+R[i, d] the instrument's mean human rating (the view ``exp1_pairs``).
+
+* Descriptor level (the study's Figure 2, extended per split): Pearson r and
+  Spearman rho of S[:, d] vs R[:, d] over the instruments of a split
+  ("all" = the 61 pooled, "chinese", "western"). Beyond the study: a
+  percentile bootstrap 95% interval of r (instruments resampled with
+  replacement), a two-sided permutation p-value of r (ratings shuffled over
+  instruments) and Benjamini-Hochberg q-values over the descriptors of one
+  model and split.
+* Instrument level (Figure 3): Pearson r and Spearman rho of S[i, :] vs
+  R[i, :] across the descriptors; per split the mean r, the 95% interval
+  half-width 1.96 * SD / sqrt(n) (sample SD), the count of instruments with
+  r > 0 and the mean rho.
+
+A constant (or fewer than two finite pairs) has no correlation: NaN, reported,
+and left out of every mean and count. A descriptor a closed-vocabulary model
+cannot embed has no pairs: its rows say n = 0 with NaN statistics.
+Bootstrap and permutations are seeded per (seed, model, descriptor, split), so
+a number does not change with the other models in the store.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from timbredb import queries
+from timbredb.analysis import stats
+from timbredb.errors import AnalysisError
+from timbredb.store import Store
+from timbredb.vocabularies import BARE, check_template
+
+#: descriptor-level splits, in output order ("all" = every instrument pooled)
+SPLITS = ("all", "chinese", "western")
+#: z of a two-sided 95% normal interval (the study's mean +/- 1.96 * SEM)
+Z95 = 1.96
+
+DESCRIPTOR_SCHEMA = {
+    "model": pl.String, "descriptor": pl.String, "split": pl.String, "n": pl.Int64,
+    "pearson_r": pl.Float64, "spearman_rho": pl.Float64, "ci_low": pl.Float64, "ci_high": pl.Float64,
+    "p_value": pl.Float64, "q_value": pl.Float64,
+}
+INSTRUMENT_SCHEMA = {
+    "model": pl.String, "instrument": pl.String, "split": pl.String,
+    "pearson_r": pl.Float64, "spearman_rho": pl.Float64,
+}
+SPLIT_SCHEMA = {
+    "model": pl.String, "split": pl.String, "n": pl.Int64, "mean_pearson_r": pl.Float64,
+    "ci95_half_width": pl.Float64, "n_positive": pl.Int64, "mean_spearman_rho": pl.Float64,
+}
+
+
+def row_pearson(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Pearson r of each row pair of two (k, n) arrays; NaN where a row is constant."""
+    xm = x - x.mean(axis=1, keepdims=True)
+    ym = y - y.mean(axis=1, keepdims=True)
+    num = (xm * ym).sum(axis=1)
+    den = np.sqrt((xm * xm).sum(axis=1) * (ym * ym).sum(axis=1))
+    constant = (np.ptp(x, axis=1) == 0) | (np.ptp(y, axis=1) == 0) | (den == 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = num / np.where(constant, 1.0, den)
+    return np.where(constant, np.nan, np.clip(r, -1.0, 1.0))
+
+
+def _rng(seed: int, key: str, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed % 2**63, zlib.crc32(key.encode("utf-8")), stream])
+
+
+def bootstrap_ci(
+    x: NDArray[np.float64], y: NDArray[np.float64], n_bootstrap: int, rng: np.random.Generator
+) -> tuple[float, float]:
+    """Percentile 95% interval of Pearson r over pairs resampled with replacement.
+
+    Resamples whose r is undefined (constant) are dropped; NaN if none is left.
+    """
+    n = x.shape[0]
+    if n_bootstrap <= 0 or n < 2:
+        return float("nan"), float("nan")
+    idx = rng.integers(0, n, size=(n_bootstrap, n))
+    r = row_pearson(x[idx], y[idx])
+    r = r[np.isfinite(r)]
+    if r.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(r, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def permutation_p(
+    x: NDArray[np.float64], y: NDArray[np.float64], r: float, n_permutations: int, rng: np.random.Generator
+) -> float:
+    """Two-sided p of Pearson r: (1 + #{|r_perm| >= |r|}) / (1 + permutations)."""
+    if n_permutations <= 0 or not np.isfinite(r):
+        return float("nan")
+    n = x.shape[0]
+    idx = np.argsort(rng.random((n_permutations, n)), axis=1)
+    r_perm = row_pearson(np.broadcast_to(x, (n_permutations, n)), y[idx])
+    # a tolerance so that permutations reproducing r exactly (up to rounding) count
+    hits = int(np.count_nonzero(np.abs(r_perm) >= abs(r) - 1e-12))
+    return (1 + hits) / (1 + n_permutations)
+
+
+def _finite_pairs(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    ok = np.isfinite(x) & np.isfinite(y)
+    return x[ok], y[ok]
+
+
+def _split_summary(model: str, split: str, r: NDArray[np.float64], rho: NDArray[np.float64]) -> dict[str, object]:
+    finite = r[np.isfinite(r)]
+    n = int(finite.size)
+    sd = float(np.std(finite, ddof=1)) if n >= 2 else float("nan")
+    return {
+        "model": model,
+        "split": split,
+        "n": n,
+        "mean_pearson_r": stats.nanmean(finite),
+        "ci95_half_width": Z95 * sd / np.sqrt(n) if n >= 2 else float("nan"),
+        "n_positive": int(np.count_nonzero(finite > 0)),
+        "mean_spearman_rho": stats.nanmean(rho),
+    }
+
+
+def analyse_pairs(
+    pairs: pl.DataFrame,
+    descriptors: list[str],
+    *,
+    n_bootstrap: int = 1000,
+    n_permutations: int = 1000,
+    seed: int = 0,
+) -> dict[str, pl.DataFrame]:
+    """The Experiment 1 statistics from rows shaped like the ``exp1_pairs`` view.
+
+    Args:
+        pairs: columns model, instrument, split, descriptor, similarity, rating (one template).
+        descriptors: every rated descriptor; one a model lacks gets n = 0 rows.
+        n_bootstrap: bootstrap resamples per descriptor-level r (0 = no interval).
+        n_permutations: permutations per descriptor-level r (0 = no p-value).
+        seed: seeds the bootstrap and permutations.
+
+    Returns:
+        {"descriptors", "instruments", "splits"} frames (see the module doc).
+    """
+    if n_bootstrap < 0 or n_permutations < 0:
+        raise AnalysisError("bootstrap resamples and permutations must be >= 0")
+    desc_rows: list[dict[str, object]] = []
+    inst_rows: list[dict[str, object]] = []
+    split_rows: list[dict[str, object]] = []
+    for model in sorted(pairs["model"].unique().to_list()):
+        sub = pairs.filter(pl.col("model") == model)
+        inst = sub.select("instrument", "split").unique().sort("split", "instrument")
+        names = inst["instrument"].to_list()
+        splits = np.asarray(inst["split"].to_list(), dtype=object)
+        row_of = {name: i for i, name in enumerate(names)}
+        col_of = {d: j for j, d in enumerate(descriptors)}
+        s_mat = np.full((len(names), len(descriptors)), np.nan)
+        r_mat = np.full_like(s_mat, np.nan)
+        for name, d, s, r in sub.select("instrument", "descriptor", "similarity", "rating").iter_rows():
+            if d in col_of:
+                s_mat[row_of[name], col_of[d]] = np.nan if s is None else s
+                r_mat[row_of[name], col_of[d]] = np.nan if r is None else r
+
+        for split in SPLITS:
+            mask = np.ones(len(names), bool) if split == "all" else splits == split
+            if not mask.any():
+                continue
+            block: list[dict[str, object]] = []
+            for j, d in enumerate(descriptors):
+                x, y = _finite_pairs(s_mat[mask, j], r_mat[mask, j])
+                r = stats.pearson(x, y)
+                key = f"{model}\x1f{d}\x1f{split}"
+                lo, hi = bootstrap_ci(x, y, n_bootstrap, _rng(seed, key, 0)) if np.isfinite(r) else (np.nan, np.nan)
+                block.append({
+                    "model": model, "descriptor": d, "split": split, "n": int(x.size),
+                    "pearson_r": r, "spearman_rho": stats.spearman(x, y), "ci_low": lo, "ci_high": hi,
+                    "p_value": permutation_p(x, y, r, n_permutations, _rng(seed, key, 1)),
+                })
+            q = stats.benjamini_hochberg(np.asarray([b["p_value"] for b in block], dtype=np.float64))
+            for b, qv in zip(block, q):
+                b["q_value"] = float(qv)
+            desc_rows.extend(block)
+
+        r_inst = np.array([stats.pearson(s_mat[i], r_mat[i]) for i in range(len(names))])
+        rho_inst = np.array([stats.spearman(s_mat[i], r_mat[i]) for i in range(len(names))])
+        for i, name in enumerate(names):
+            inst_rows.append({
+                "model": model, "instrument": name, "split": splits[i],
+                "pearson_r": float(r_inst[i]), "spearman_rho": float(rho_inst[i]),
+            })
+        for split in SPLITS:
+            mask = np.ones(len(names), bool) if split == "all" else splits == split
+            if mask.any():
+                split_rows.append(_split_summary(model, split, r_inst[mask], rho_inst[mask]))
+    return {
+        "descriptors": pl.DataFrame(desc_rows, schema=DESCRIPTOR_SCHEMA, orient="row")
+        if desc_rows else pl.DataFrame(schema=DESCRIPTOR_SCHEMA),
+        "instruments": pl.DataFrame(inst_rows, schema=INSTRUMENT_SCHEMA, orient="row")
+        if inst_rows else pl.DataFrame(schema=INSTRUMENT_SCHEMA),
+        "splits": pl.DataFrame(split_rows, schema=SPLIT_SCHEMA, orient="row")
+        if split_rows else pl.DataFrame(schema=SPLIT_SCHEMA),
+    }
+
+
+def run_exp1(
+    store: Store,
+    model: str | None = None,
+    template: str = BARE,
+    n_bootstrap: int = 1000,
+    n_permutations: int = 1000,
+    seed: int = 0,
+) -> dict[str, pl.DataFrame]:
+    """Experiment 1 over what the store holds (`timbredb query exp1`).
+
+    Args:
+        store: a store with CCMusic ingested by at least one text-capable model.
+        model: only this space (label, model id or space id); None = every space with pairs.
+        template: the prompt template whose text embeddings to use ('{}' = bare word, the study's choice).
+        n_bootstrap, n_permutations, seed: see ``analyse_pairs``.
+
+    Returns:
+        {"descriptors": ..., "instruments": ..., "splits": ...} frames.
+
+    Raises:
+        AnalysisError: no ratings, no such model, or no similarities for that model/template.
+    """
+    check_template(template)
+    coverage = queries.run(store, "exp1_coverage")
+    if store.scalar("SELECT count(*) FROM ratings WHERE dataset = 'ccmusic'") == 0:
+        raise AnalysisError("no CCMusic ratings in the store; run `timbredb ingest ccmusic` first")
+    space_ids: list[str] | None = None
+    if model is not None:
+        spaces = store.spaces(model)
+        if not spaces:
+            known = ", ".join(sorted({s.label for s in store.spaces()})) or "none"
+            raise AnalysisError(f"no model {model!r} in the store (stored: {known})")
+        space_ids = [s.space_id for s in spaces]
+        coverage = coverage.filter(pl.col("space_id").is_in(space_ids))
+    pairs = queries.run(store, "exp1_pairs", template=template, space_ids=space_ids)
+    if pairs.is_empty():
+        who = f"model {model!r}" if model is not None else "any model"
+        if not coverage.is_empty():
+            templates = ", ".join(repr(t) for t in sorted(set(coverage["template"].to_list())))
+            raise AnalysisError(f"no exp1 similarities for {who} with template {template!r}; stored templates: {templates}")
+        raise AnalysisError(
+            f"no exp1 similarities for {who}: it needs a text-capable model's embeddings of the CCMusic "
+            "recordings and descriptors (`timbredb ingest ccmusic --models M`)"
+        )
+    descriptors = queries.run(store, "exp1_ratings").get_column("descriptor").unique().sort().to_list()
+    return analyse_pairs(pairs, descriptors, n_bootstrap=n_bootstrap, n_permutations=n_permutations, seed=seed)
