@@ -33,6 +33,10 @@ INTEGRITY_CHECKS: tuple[tuple[str, str], ...] = (
      "SELECT count(*) FROM text_embeddings t ANTI JOIN prompts p ON p.prompt = t.prompt"),
     ("files pointing at clips that are not stored",
      "SELECT count(*) FROM clip_files f ANTI JOIN clips c USING (clip_sha256)"),
+    ("ccmusic instruments whose recording is not stored",
+     "SELECT count(*) FROM instruments i ANTI JOIN clips c USING (clip_sha256)"),
+    ("timbremetrics stimuli whose audio is not stored",
+     "SELECT count(*) FROM dissimilarity_stimuli d ANTI JOIN clips c USING (clip_sha256)"),
 )
 
 
