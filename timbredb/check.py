@@ -37,6 +37,8 @@ INTEGRITY_CHECKS: tuple[tuple[str, str], ...] = (
      "SELECT count(*) FROM instruments i ANTI JOIN clips c USING (clip_sha256)"),
     ("timbremetrics stimuli whose audio is not stored",
      "SELECT count(*) FROM dissimilarity_stimuli d ANTI JOIN clips c USING (clip_sha256)"),
+    ("exp2 variants whose rendered audio is not stored",
+     "SELECT count(*) FROM variants v ANTI JOIN clips c USING (clip_sha256)"),
 )
 
 

@@ -207,15 +207,19 @@ def query_exp1(obj: Ctx, model: str | None, template: str, bootstrap: int, permu
 @query.command("exp2")
 @click.option("--model", default=None, help="Only this model (id or label); default every model with results.")
 @click.option("--detail", is_flag=True, help="Also list every trajectory.")
+@click.option("--prompt", "template", default="a {} sound", show_default=True, help="Prompt template of the target texts.")
+@click.option("--renderer", default=None, help="Renderer version of the variants (default: the one the latest ingest used).")
+@click.option("--study-tables", "tables", is_flag=True, help="Print the study's Table 1/Table 2 layouts instead.")
 @click.option("--format", "fmt", type=FORMATS_QUERY, default="table", show_default=True, help="Output format.")
 @click.pass_obj
-def query_exp2(obj: Ctx, model: str | None, detail: bool, fmt: str) -> None:
+def query_exp2(obj: Ctx, model: str | None, detail: bool, template: str, renderer: str | None, tables: bool,
+               fmt: str) -> None:
     """Experiment 2: does stronger EQ/reverb move audio toward the effect's descriptor?"""
     from timbredb.analysis.exp2 import run_exp2
     from timbredb.store import Store
 
     with Store(obj.db, read_only=True) as store:
-        result = run_exp2(store, model=model, detail=detail)
+        result = run_exp2(store, model=model, detail=detail, template=template, renderer=renderer, tables=tables)
     _emit(result, fmt)
 
 
@@ -337,14 +341,20 @@ def import_exp2(obj: Ctx, file: Path, model_name: str, fmt: str) -> None:
 @cli.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("timbredb-report"),
               show_default=True, help="Folder for report.html and its figures.")
+@click.option("--words", default="haunting,deep", show_default=True,
+              help="Experiment 2 words whose trajectories are plotted (comma-separated).")
+@click.option("--effect", type=click.Choice(["reverb", "eq", "all"]), default="reverb", show_default=True,
+              help="Effect of those trajectories ('all' = every effect).")
 @click.pass_obj
-def report(obj: Ctx, out_dir: Path) -> None:
+def report(obj: Ctx, out_dir: Path, words: str, effect: str) -> None:
     """Write an HTML report of every experiment the store holds results for."""
     from timbredb.report import build_report
     from timbredb.store import Store
 
+    chosen = tuple(w.strip() for w in words.split(",") if w.strip())
     with Store(obj.db, read_only=True) as store:
-        path = build_report(store, out_dir, data_dir=obj.data_dir)
+        path = build_report(store, out_dir, data_dir=obj.data_dir, words=chosen,
+                            effect=None if effect == "all" else effect)
     click.echo(str(path))
 
 

@@ -65,3 +65,46 @@ def normalise_curve(settings: NDArray[np.float64]) -> NDArray[np.float64]:
     if hi == lo:
         return np.zeros_like(settings)
     return 2.0 * (settings - lo) / (hi - lo) - 1.0
+
+
+#: Raw reverb parameter names, in reverbdescriptors.json order.
+REVERB_PARAMS: tuple[str, ...] = ("d", "g", "m", "f", "E", "wetdry")
+
+
+def reverbdescriptors_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "audealize" / "reverbdescriptors.json"
+
+
+def load_reverb_settings(data_dir: Path, lang: str = "English") -> dict[str, NDArray[np.float64]]:
+    """Word -> its raw reverberator settings [d, g, m, f, E, wetdry], for one language.
+
+    ``reverbdescriptors.json`` holds the raw parameters (``reverbpoints.json`` the
+    normalised ones used for the word map). The first record of a word wins.
+
+    Raises:
+        DatasetError: the file is missing or malformed.
+    """
+    path = reverbdescriptors_path(data_dir)
+    if not path.is_file():
+        raise DatasetError(f"{path}: not found (the Audealize reverb descriptor file; set --data-dir)")
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
+    settings: dict[str, NDArray[np.float64]] = {}
+    for i, rec in enumerate(records):
+        try:
+            if rec.get("lang", lang) != lang:
+                continue
+            values = np.asarray(rec["settings"], dtype=np.float64)
+            word = str(rec["word"]).strip().lower()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise DatasetError(f"{path}: record {i} is malformed ({exc})") from exc
+        if values.shape not in ((5,), (6,)) or not np.isfinite(values).all():
+            raise DatasetError(f"{path}: record {i} ({word!r}) needs 5 or 6 finite settings [d, g, m, f, E, wetdry]")
+        if values.shape == (5,):
+            values = np.append(values, 1.0)
+        settings.setdefault(word, values)
+    if not settings:
+        raise DatasetError(f"{path}: no {lang} words")
+    return settings
