@@ -35,11 +35,19 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
                 assert param.help, f"`timbredb {name} {param.opts[0]}` has no help text"
 
 
-def _python(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+def _python(code: str, *args: str) -> str:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=True).stdout
 
 
 def test_help_models_list_and_sql_do_not_import_torch(tmp_path: Path, data_dir: Path) -> None:
+    from tests.synth import harmonic_tone, write
+    from timbredb.ingest import Ingestor
+    from timbredb.models import load
+    from timbredb.store import Store
+
+    db = tmp_path / "s.duckdb"
+    with Store(db) as store:
+        Ingestor(store, [load("mfcc")]).add_files([write(tmp_path / "t.wav", harmonic_tone(220, 0.3))])
     code = (
         "import sys, json\n"
         "from click.testing import CliRunner\n"
@@ -47,10 +55,16 @@ def test_help_models_list_and_sql_do_not_import_torch(tmp_path: Path, data_dir: 
         "r = CliRunner()\n"
         "outs = [r.invoke(cli, ['--help']), r.invoke(cli, ['--data-dir', sys.argv[1] if len(sys.argv) > 1 else '.', 'models', 'list', '--format', 'json'])]\n"
         "assert all(o.exit_code == 0 for o in outs), [o.output for o in outs]\n"
+        "sql = r.invoke(cli, ['--db', sys.argv[2], 'sql', 'SELECT count(*) AS n FROM audio_vectors', '--format', 'json'])\n"
+        "assert sql.exit_code == 0 and json.loads(sql.stdout) == [{'n': 1}], sql.output\n"
+        "for exp in ('exp1', 'exp2', 'exp3'):\n"
+        "    q = r.invoke(cli, ['--db', sys.argv[2], 'query', exp, '--format', 'json'])\n"
+        "    # exit 1 with one line when the store holds no data for it; a crash would leave an exception\n"
+        "    assert q.exit_code in (0, 1) and (q.exception is None or isinstance(q.exception, SystemExit)), (exp, q.output)\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'torchaudio', 'laion_clap', 'msclap', 'muq', 'transformers'})\n"
         "print(json.dumps({'heavy': heavy, 'models': json.loads(outs[1].stdout)}))\n"
     )
-    out = json.loads(_python(code))
+    out = json.loads(_python(code, str(data_dir), str(db)))
     assert out["heavy"] == []
     ids = {m["id"] for m in out["models"]}
     assert {"mfcc", "socialfx-eq"} <= ids

@@ -114,15 +114,19 @@ def test_ingest_renders_and_the_text_baseline_follows_eq_words(cli, db: Path) ->
     detail = _json(cli("query", "exp2", "--detail", "--format", "json"))
     assert {t["descriptor"] for t in detail["trajectories"]} == {"bright", "warm", "tinny"}
     assert all(t["slope"] > 0 for t in detail["trajectories"])
+    unknown = cli("query", "exp2", "--renderer", "nope", ok=False)
+    assert unknown.exit_code == 1 and info["renderer_version"] in unknown.stderr
 
     # re-run: nothing new is rendered
     again = _json(cli(*args))
     assert again["datasets"]["audealize"]["rendered"] == 0 and again["clips_added"] == 0
     # a model added later gets only what it lacks, and the re-renders are bit-identical (same hashes)
-    later = _json(cli(*args[:3], "mfcc,socialfx-eq", *args[4:]))
+    later_run = cli(*args[:3], "mfcc,socialfx-eq", *args[4:])
+    later = _json(later_run)
     assert later["datasets"]["audealize"]["rendered"] == info["variants"]
     assert later["clips_added"] == 0 and later["embeddings_added"] == info["variants"]
-    assert "differ" not in (later.get("errors") or "")
+    # the "re-rendered variant(s) differ from the stored ones" warning goes to stderr
+    assert "differ" not in later_run.stderr and later["errors"] == []
 
     # timbredb's own export imports back and gives the same numbers under a new name
     export = db.parent / "export.csv"

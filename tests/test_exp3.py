@@ -163,6 +163,8 @@ def test_bootstrap_is_seeded_and_brackets_the_estimate() -> None:
     other = summarise("m", "cosine", parts, n_bootstrap=300, seed=6)
     assert one == again
     assert one[-1]["spearman_ci_low"] != other[-1]["spearman_ci_low"]
+    negative = summarise("m", "cosine", parts, n_bootstrap=300, seed=-5)  # --seed takes any int
+    assert negative == summarise("m", "cosine", parts, n_bootstrap=300, seed=-5)
     for row in one:
         for m in METRICS:
             assert row[f"{m}_ci_low"] <= row[m] + 1e-9 and row[m] - 1e-9 <= row[f"{m}_ci_high"]

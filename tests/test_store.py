@@ -28,8 +28,12 @@ def test_edited_applied_migration_is_an_error(tmp_path: Path) -> None:
     con = duckdb.connect(str(path))
     con.execute("UPDATE schema_migrations SET sha256 = 'edited' WHERE version = 1")
     con.close()
-    with pytest.raises(MigrationError, match="edited after it was applied"):
+    with pytest.raises(MigrationError, match="edited after it was applied") as err:
         Store(path)
+    # the refused store is closed at once, even while its traceback lives on (DuckDB refuses a
+    # read-only connection in this process while a writer is open)
+    duckdb.connect(str(path), read_only=True).close()
+    assert err.value is not None
 
 
 def test_failed_migration_rolls_back_with_its_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,8 +41,9 @@ def test_failed_migration_rolls_back_with_its_record(tmp_path: Path, monkeypatch
     bad = schema.Migration(9999, "9999_break_things", "CREATE TABLE half_done (x INTEGER); SELECT * FROM no_such_table;")
     monkeypatch.setattr(schema, "available_migrations", lambda: [*good, bad])
     con = duckdb.connect(str(tmp_path / "b.duckdb"))
-    with pytest.raises(MigrationError, match="9999_break_things"):
+    with pytest.raises(MigrationError, match="9999_break_things") as err:
         schema.migrate(con)
+    assert "\n" not in str(err.value)  # DuckDB's multi-line message is cut to its first line
     assert con.execute("SELECT max(version) FROM schema_migrations").fetchall() == [(good[-1].version,)]
     assert not con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'half_done'").fetchall()[0][0]
     con.close()
@@ -59,11 +64,16 @@ def test_read_only_store_refuses_missing_file(tmp_path: Path) -> None:
         Store(tmp_path / "missing.duckdb", read_only=True)
 
 
-def test_not_a_duckdb_file_is_one_clear_error(tmp_path: Path) -> None:
+def test_not_a_duckdb_file_is_one_clear_error(tmp_path: Path, data_dir: Path) -> None:
     bogus = tmp_path / "bogus.duckdb"
     bogus.write_text("hello")
     with pytest.raises(StoreError, match="bogus.duckdb"):
         Store(bogus)
+    for args in (["check", "--dry-run"], ["check"], ["sql", "SELECT 1"], ["query", "exp3"]):
+        result = CLI(bogus, data_dir)(*args, ok=False)
+        assert result.exit_code == 1, args
+        assert result.stderr.startswith("timbredb: error:") and result.stderr.count("\n") == 1, (args, result.stderr)
+        assert "bogus.duckdb" in result.stderr
 
 
 def test_read_only_open_upgrades_a_store_from_an_older_timbredb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

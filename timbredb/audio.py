@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from timbredb.errors import AudioError
+from timbredb.errors import AudioError, first_line
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff", ".aifc", ".mp3"})
 RESAMPLER = "soxr-vhq"
@@ -150,8 +150,8 @@ def _decode_with_pedalboard(path: str, first_error: Exception) -> tuple[NDArray[
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().replace(" : ", ": ")
-    return text.splitlines()[0] if text else type(exc).__name__
+    # libsndfile separates its parts with " : "
+    return first_line(exc).replace(" : ", ": ")
 
 
 def resample(samples: NDArray[np.float32], from_rate: int, to_rate: int) -> NDArray[np.float32]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import duckdb
 import polars as pl
 
 from timbredb import schema
 from timbredb.index import check_indexes
-from timbredb.store import Store
+from timbredb.store import Store, connect
 
 #: (name, SQL counting offending rows)
 INTEGRITY_CHECKS: tuple[tuple[str, str], ...] = (
@@ -53,7 +52,7 @@ def run_check(db_path: Path, dry_run: bool = False) -> tuple[dict[str, pl.DataFr
         if not db_path.exists():
             migs = [asdict(schema.MigrationStatus(m.version, m.name, "pending", m.sha256)) for m in schema.available_migrations()]
             return {"migrations": pl.DataFrame(migs)}, True
-        con = duckdb.connect(str(db_path), read_only=True)
+        con = connect(db_path, read_only=True)
         try:
             migs = [asdict(s) for s in schema.status(con)]
         finally:

@@ -266,8 +266,7 @@ def describe(obj: Ctx, files: tuple[Path, ...], model: str | None, k: int, vocab
     name = model or default_text_model(obj.data_dir)
     m = load(name, device=device, data_dir=obj.data_dir)
     with Store(obj.db) as store:
-        stored = {v: store.vocabulary(v) for (v,) in store.con.execute("SELECT DISTINCT vocabulary FROM vocabularies").fetchall()}
-        vocab_name, words = resolve(vocabulary, obj.data_dir, stored)
+        vocab_name, words = resolve(vocabulary, obj.data_dir, store.vocabularies())
         results, errors = run_describe(store, list(map(str, files)), m, words, vocab_name, k=k, template=template,
                                        n_clips=n_clips, warn=_warn)
     for line in errors:

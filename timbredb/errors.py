@@ -67,3 +67,13 @@ class PartialFailure(TimbreDBError):
     """A run finished but some inputs failed (used by --strict)."""
 
     exit_code = 4
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when the message is empty).
+
+    Third-party errors (DuckDB, libsndfile, `datasets`) often span several lines;
+    timbredb's messages quote only this part, so each stays one line.
+    """
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -154,13 +154,17 @@ class Ingestor:
             fresh.append((audio, path, st))
         with self.store.transaction():
             for audio, path, st in fresh:
-                if self.store.add_clip(audio, self.run_id):
-                    self.summary.clips_added += 1
-                else:
-                    self.summary.clips_skipped += 1
+                self._add_clip(audio)
                 self.store.add_clip_file(str(path), audio.sha256, st.st_size, st.st_mtime_ns)
         self.embed_audio([a for a, _, _ in fresh])
         return known + [FileClip(p, a.sha256) for a, p, _ in fresh]
+
+    def _add_clip(self, audio: Audio) -> None:
+        """Store a clip (inside the caller's transaction) and count it as added or already stored."""
+        if self.store.add_clip(audio, self.run_id):
+            self.summary.clips_added += 1
+        else:
+            self.summary.clips_skipped += 1
 
     def _missing_any(self, clip_sha256: str) -> bool:
         return any(self.store.missing_audio(m.space_id, [clip_sha256]) for m in self.models)
@@ -176,10 +180,7 @@ class Ingestor:
             chunk = clips[start : start + self.batch_size]
             with self.store.transaction():
                 for audio in chunk:
-                    if self.store.add_clip(audio, self.run_id):
-                        self.summary.clips_added += 1
-                    else:
-                        self.summary.clips_skipped += 1
+                    self._add_clip(audio)
             self.embed_audio(chunk)
         return [a.sha256 for a in clips]
 

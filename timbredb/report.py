@@ -30,7 +30,8 @@ import numpy as np
 import polars as pl
 
 from timbredb import __version__
-from timbredb.errors import TimbreDBError
+from timbredb.errors import TimbreDBError, first_line
+from timbredb.formatting import to_csv
 from timbredb.store import SpaceRecord, Store
 
 #: Figure 4 of the study: the reverb trajectories of "haunting" and "deep".
@@ -189,7 +190,7 @@ class _Writer:
 
     def table(self, df: pl.DataFrame, name: str, caption: str, max_rows: int = 400) -> str:
         path = self.table_dir / f"{name}.csv"
-        _flat(df).write_csv(path)
+        path.write_text(to_csv(df), encoding="utf-8")  # nested columns as JSON text
         self.tables.append(path)
         self._n_tab += 1
         rel = path.relative_to(self.out_dir).as_posix()
@@ -198,14 +199,6 @@ class _Writer:
             head += f" (first {max_rows} of {df.height} rows shown; the CSV has all)"
         body = _html_table(df.head(max_rows))
         return f'<div class="table" id="tab-{html.escape(name)}"><p class="caption">{head}</p>{body}</div>'
-
-
-def _flat(df: pl.DataFrame) -> pl.DataFrame:
-    nested = [c for c, t in df.schema.items() if isinstance(t, (pl.List, pl.Array, pl.Struct))]
-    return df.with_columns(
-        [pl.col(c).map_elements(lambda v: json.dumps(v if not isinstance(v, pl.Series) else v.to_list()),
-                                return_dtype=pl.String) for c in nested]
-    )
 
 
 def _cell(value: Any, column: str) -> str:
@@ -581,7 +574,7 @@ def _exp1_heatmaps(ctx: _Ctx, sec: Section) -> None:
         # The study prompts with the bare word ('{}'), as the figures above.
         pairs = queries.run(ctx.store, "exp1_pairs", template="{}")
     except (TimbreDBError, duckdb.Error) as exc:
-        sec.note(f"The exp1_pairs query cannot run here ({str(exc).splitlines()[0]}); no heat maps.", "nodata")
+        sec.note(f"The exp1_pairs query cannot run here ({first_line(exc)}); no heat maps.", "nodata")
         return
     try:
         ratings = queries.run(ctx.store, "exp1_ratings")

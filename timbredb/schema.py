@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from timbredb.errors import MigrationError
+from timbredb.errors import MigrationError, first_line
 from timbredb.resources import migration_files
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
@@ -128,6 +128,6 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("COMMIT")
         except duckdb.Error as exc:
             con.execute("ROLLBACK")
-            raise MigrationError(f"migrations/{mig.name}.sql failed: {exc}") from exc
+            raise MigrationError(f"migrations/{mig.name}.sql failed: {first_line(exc)}") from exc
         done.append(mig.name)
     return done

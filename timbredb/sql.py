@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from timbredb.errors import ReadOnlyViolation, StoreError, TimbreDBError
-from timbredb.store import Store
+from timbredb.errors import ReadOnlyViolation, StoreError, TimbreDBError, first_line
+from timbredb.store import Store, connect
 
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 _CONFIG = {
@@ -40,7 +40,7 @@ def run_readonly(db_path: Path, sql: str) -> pl.DataFrame:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise TimbreDBError(f"SQL error: {_first_line(exc)}") from exc
+        raise TimbreDBError(f"SQL error: {first_line(exc)}") from exc
     if len(statements) != 1:
         raise TimbreDBError(f"`timbredb sql` runs exactly one statement; got {len(statements)}")
     kind = statements[0].type
@@ -49,26 +49,18 @@ def run_readonly(db_path: Path, sql: str) -> pl.DataFrame:
         raise ReadOnlyViolation(
             f"refused: {name} statements are not allowed; `timbredb sql` is read-only (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN)"
         )
-    try:
-        con = duckdb.connect(str(db_path), read_only=True, config=_CONFIG)
-    except duckdb.Error as exc:
-        raise StoreError(f"{db_path}: cannot open the store read-only ({_first_line(exc)})") from exc
+    con = connect(db_path, read_only=True, config=_CONFIG)
     try:
         rel = con.sql(sql)
         return rel.pl() if rel is not None else pl.DataFrame()
     except duckdb.PermissionException as exc:
         raise ReadOnlyViolation(
-            f"refused: the statement reaches outside the store ({_first_line(exc)})"
+            f"refused: the statement reaches outside the store ({first_line(exc)})"
         ) from exc
     except duckdb.Error as exc:
-        msg = _first_line(exc)
+        msg = first_line(exc)
         if "read-only" in msg.lower() or "read only" in msg.lower():
             raise ReadOnlyViolation(f"refused: the statement writes ({msg})") from exc
         raise TimbreDBError(f"SQL error: {msg}") from exc
     finally:
         con.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from timbredb import __version__, schema
 from timbredb.audio import Audio
-from timbredb.errors import StoreError
+from timbredb.errors import StoreError, first_line
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,32 @@ def _arrow_to_matrix(column: pa.ChunkedArray, n: int) -> NDArray[np.float32]:
     return flat.reshape(n, -1)
 
 
+def connect(
+    path: str | Path, *, read_only: bool = False, config: dict[str, Any] | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB connection to a store file; DuckDB's errors become one-line StoreErrors naming it.
+
+    Raises:
+        StoreError: the file is locked by another process, unreadable, or not a DuckDB database.
+    """
+    try:
+        return duckdb.connect(str(path), read_only=read_only, config=config or {})
+    except duckdb.IOException as exc:
+        msg = first_line(exc)
+        if "lock" in msg.lower():
+            raise StoreError(f"{path}: the store is in use by another process ({msg})") from exc
+        raise StoreError(f"{path}: cannot open the store ({msg})") from exc
+    except duckdb.Error as exc:
+        raise StoreError(f"{path}: not a DuckDB store ({first_line(exc)})") from exc
+
+
 def upgrade_store(path: Path) -> list[str]:
     """Apply pending migrations to an existing store; returns their names."""
     try:
         con = duckdb.connect(str(path))
     except duckdb.Error as exc:
         raise StoreError(
-            f"{path}: the store needs a schema upgrade but cannot be opened for writing ({str(exc).splitlines()[0]})"
+            f"{path}: the store needs a schema upgrade but cannot be opened for writing ({first_line(exc)})"
         ) from exc
     try:
         return schema.migrate(con)
@@ -87,24 +106,21 @@ class Store:
             raise StoreError(f"{self.path}: no timbredb store here; run `timbredb ingest` first or pass --db")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = connect(self.path, read_only=read_only)
         try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
-            msg = str(exc).splitlines()[0]
-            if "lock" in msg.lower():
-                raise StoreError(f"{self.path}: the store is in use by another process ({msg})") from exc
-            raise StoreError(f"{self.path}: cannot open the store ({msg})") from exc
-        except duckdb.Error as exc:
-            raise StoreError(f"{self.path}: not a DuckDB store ({str(exc).splitlines()[0]})") from exc
-        if not read_only:
-            schema.migrate(self.con)
-        else:
-            schema.verify(self.con)
-            if any(s.status == "pending" for s in schema.status(self.con)):
-                # a store written by an older timbredb: upgrade it, then read
-                self.con.close()
-                upgrade_store(self.path)
-                self.con = duckdb.connect(str(self.path), read_only=True)
+            if not read_only:
+                schema.migrate(self.con)
+            else:
+                schema.verify(self.con)
+                if any(s.status == "pending" for s in schema.status(self.con)):
+                    # a store written by an older timbredb: upgrade it, then read
+                    self.con.close()
+                    upgrade_store(self.path)
+                    self.con = connect(self.path, read_only=True)
+        except BaseException:
+            # a failed migration or check must not leave the file open (a writer holds its lock)
+            self.con.close()
+            raise
 
     # ------------------------------------------------------------ basics
     def close(self) -> None:
@@ -268,17 +284,21 @@ class Store:
 
     # ------------------------------------------------------------ embeddings
     def missing_audio(self, space_id: str, clip_hashes: Sequence[str]) -> list[str]:
-        """The hashes (in input order) with no audio embedding in the space."""
-        if not clip_hashes:
+        """The hashes (in input order, without repeats) with no audio embedding in the space."""
+        return self._missing("audio_embeddings", "clip_sha256", space_id, clip_hashes)
+
+    def _missing(self, table: str, key: str, space_id: str, keys: Sequence[str]) -> list[str]:
+        # table and key are this module's own identifiers, never user input
+        if not keys:
             return []
         have = {
             r[0]
             for r in self.con.execute(
-                "SELECT clip_sha256 FROM audio_embeddings WHERE space_id = ? AND list_contains(?, clip_sha256)",
-                [space_id, list(clip_hashes)],
+                f"SELECT {key} FROM {table} WHERE space_id = ? AND list_contains(?, {key})",
+                [space_id, list(keys)],
             ).fetchall()
         }
-        return [h for h in dict.fromkeys(clip_hashes) if h not in have]
+        return [k for k in dict.fromkeys(keys) if k not in have]
 
     def insert_audio_embeddings(
         self, space_id: str, clip_hashes: Sequence[str], vectors: NDArray[np.float32], batch_id: int
@@ -353,16 +373,8 @@ class Store:
         return keys, _arrow_to_matrix(tbl.column("embedding"), len(keys))
 
     def missing_prompts(self, space_id: str, prompts: Sequence[str]) -> list[str]:
-        if not prompts:
-            return []
-        have = {
-            r[0]
-            for r in self.con.execute(
-                "SELECT prompt FROM text_embeddings WHERE space_id = ? AND list_contains(?, prompt)",
-                [space_id, list(prompts)],
-            ).fetchall()
-        }
-        return [p for p in dict.fromkeys(prompts) if p not in have]
+        """The prompts (in input order, without repeats) with no text embedding in the space."""
+        return self._missing("text_embeddings", "prompt", space_id, prompts)
 
     # ------------------------------------------------------------ vocabularies and prompts
     def add_vocabulary(self, name: str, words: Sequence[str]) -> None:
@@ -381,6 +393,15 @@ class Store:
                 "SELECT descriptor FROM vocabularies WHERE vocabulary = ? ORDER BY position", [name]
             ).fetchall()
         ]
+
+    def vocabularies(self) -> dict[str, list[str]]:
+        """Every stored word list: name -> words in their stored order."""
+        out: dict[str, list[str]] = {}
+        for name, word in self.con.execute(
+            "SELECT vocabulary, descriptor FROM vocabularies ORDER BY vocabulary, position"
+        ).fetchall():
+            out.setdefault(name, []).append(word)
+        return out
 
     def add_prompts(self, pairs: Sequence[tuple[str, str, str]]) -> None:
         """Record (descriptor, template, prompt) triples."""

@@ -197,7 +197,7 @@ def _resolve_models(store: Store, model: str | None) -> list[str] | None:
     return labels
 
 
-def _explain_empty(store: Store, template: str) -> str:
+def _explain_empty(store: Store, template: str, renderer: str | None = None) -> str:
     n_variants = store.scalar("SELECT count(*) FROM variants")
     n_imported = store.scalar("SELECT count(*) FROM exp2_imported")
     if not n_variants and not n_imported:
@@ -205,6 +205,9 @@ def _explain_empty(store: Store, template: str) -> str:
             "no Experiment 2 data in the store: run `timbredb ingest audealize` "
             "(or `timbredb import exp2 FILE --model NAME`)"
         )
+    if renderer is not None and not store.scalar("SELECT count(*) FROM variants WHERE renderer_version = ?", [renderer]):
+        known = [r[0] for r in store.con.execute("SELECT DISTINCT renderer_version FROM variants ORDER BY 1").fetchall()]
+        return f"no variants rendered by {renderer!r} (stored renderer versions: {', '.join(known) or 'none'})"
     return (
         f"no trajectories for prompt template {template!r}: no text-capable model holds embeddings of both the "
         "variants and those prompts (ingest with a text-capable model, e.g. --models socialfx-eq, or pass --prompt)"
@@ -239,7 +242,7 @@ def run_exp2(
     models = _resolve_models(store, model)
     points = queries.run(store, "exp2_trajectories", models=models, template=template, renderer=renderer)
     if points.height == 0:
-        raise AnalysisError(_explain_empty(store, template))
+        raise AnalysisError(_explain_empty(store, template, renderer))
     traj = trajectories(points)
     summary = summarize(traj)
     out: dict[str, pl.DataFrame] = study_tables(summary) if tables else {"summary": summary}

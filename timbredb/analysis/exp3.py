@@ -192,7 +192,8 @@ def _rng(seed: int, model: str, distance: str) -> np.random.Generator:
     # the stream depends only on (seed, model, distance), so --model X gives the
     # same intervals as a run over every model
     tag = int.from_bytes(hashlib.sha256(f"{model}\0{distance}".encode()).digest()[:8], "big")
-    return np.random.default_rng([seed, tag])
+    # numpy seeds must be non-negative; --seed accepts any int (as exp1 does)
+    return np.random.default_rng([seed % 2**63, tag])
 
 
 def _bootstrap(

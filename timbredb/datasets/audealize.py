@@ -29,20 +29,24 @@ def eqpoints_path(data_dir: Path) -> Path:
     return Path(data_dir) / "audealize" / "eqpoints.json"
 
 
-def load_eq_curves(data_dir: Path, lang: str = "English") -> dict[str, NDArray[np.float64]]:
-    """Word -> its 40 raw EQ band values, for one language.
+def _read_word_records(path: Path, what: str, lang: str) -> list[tuple[int, str, NDArray[np.float64]]]:
+    """(record index, word, settings) of one language from an Audealize descriptor file.
+
+    Args:
+        what: the file's role, named in the error when it is missing.
 
     Raises:
-        DatasetError: the file is missing or malformed.
+        DatasetError: the file is missing, not JSON, or a record is malformed.
     """
-    path = eqpoints_path(data_dir)
     if not path.is_file():
-        raise DatasetError(f"{path}: not found (the Audealize EQ descriptor file; set --data-dir)")
+        raise DatasetError(f"{path}: not found (the Audealize {what} file; set --data-dir)")
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
-    curves: dict[str, NDArray[np.float64]] = {}
+    if not isinstance(records, list):
+        raise DatasetError(f"{path}: expected a JSON list of word records, got {type(records).__name__}")
+    out = []
     for i, rec in enumerate(records):
         try:
             if rec.get("lang", lang) != lang:
@@ -51,6 +55,19 @@ def load_eq_curves(data_dir: Path, lang: str = "English") -> dict[str, NDArray[n
             word = str(rec["word"]).strip().lower()
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise DatasetError(f"{path}: record {i} is malformed ({exc})") from exc
+        out.append((i, word, settings))
+    return out
+
+
+def load_eq_curves(data_dir: Path, lang: str = "English") -> dict[str, NDArray[np.float64]]:
+    """Word -> its 40 raw EQ band values, for one language.
+
+    Raises:
+        DatasetError: the file is missing or malformed.
+    """
+    path = eqpoints_path(data_dir)
+    curves: dict[str, NDArray[np.float64]] = {}
+    for i, word, settings in _read_word_records(path, "EQ descriptor", lang):
         if settings.shape != (len(EQ_CENTRES_HZ),) or not np.isfinite(settings).all():
             raise DatasetError(f"{path}: record {i} ({word!r}) needs {len(EQ_CENTRES_HZ)} finite band values")
         curves.setdefault(word, settings)
@@ -85,21 +102,8 @@ def load_reverb_settings(data_dir: Path, lang: str = "English") -> dict[str, NDA
         DatasetError: the file is missing or malformed.
     """
     path = reverbdescriptors_path(data_dir)
-    if not path.is_file():
-        raise DatasetError(f"{path}: not found (the Audealize reverb descriptor file; set --data-dir)")
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
     settings: dict[str, NDArray[np.float64]] = {}
-    for i, rec in enumerate(records):
-        try:
-            if rec.get("lang", lang) != lang:
-                continue
-            values = np.asarray(rec["settings"], dtype=np.float64)
-            word = str(rec["word"]).strip().lower()
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise DatasetError(f"{path}: record {i} is malformed ({exc})") from exc
+    for i, word, values in _read_word_records(path, "reverb descriptor", lang):
         if values.shape not in ((5,), (6,)) or not np.isfinite(values).all():
             raise DatasetError(f"{path}: record {i} ({word!r}) needs 5 or 6 finite settings [d, g, m, f, E, wetdry]")
         if values.shape == (5,):

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from timbredb import dsp
 from timbredb.audio import AUDIO_EXTENSIONS, from_array, resample
 from timbredb.datasets.audealize import REVERB_PARAMS, load_eq_curves, load_reverb_settings, normalise_curve
-from timbredb.errors import AudioError, DatasetError, TimbreDBError, VocabularyError
+from timbredb.errors import AudioError, DatasetError, TimbreDBError, VocabularyError, first_line
 from timbredb.ingest import Ingestor
 from timbredb.vocabularies import AUDEALIZE_EQ, AUDEALIZE_REVERB, check_template, read_word_file
 
@@ -159,7 +159,7 @@ def read_pcm(path: Path) -> tuple[NDArray[np.float32], int]:
                 data = f.read(f.frames)
                 sr = int(round(f.samplerate))
         except (RuntimeError, ValueError, OSError, EOFError):
-            raise AudioError(str(path), f"unreadable audio ({str(first).strip().splitlines()[0]})") from first
+            raise AudioError(str(path), f"unreadable audio ({first_line(first)})") from first
         return np.ascontiguousarray(data.T, dtype=np.float32), sr
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from timbredb.audio import Audio, from_array
-from timbredb.errors import AudioError, DatasetError
+from timbredb.errors import AudioError, DatasetError, first_line
 from timbredb.vocabularies import BARE, CCMUSIC
 
 if TYPE_CHECKING:
@@ -228,7 +228,7 @@ class HubAudio:
         try:
             pcm, sample_rate = sf.read(io.BytesIO(self.data), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-            raise AudioError(self.source, f"unreadable audio ({str(exc).strip().splitlines()[0]})") from exc
+            raise AudioError(self.source, f"unreadable audio ({first_line(exc)})") from exc
         return from_array(pcm, int(sample_rate), self.source)
 
 
@@ -238,11 +238,6 @@ def _shortest_float32(value: Any) -> Any:
 
         return str(np.float32(value))
     return value
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def load_hub(source: str) -> tuple[RatingTable, dict[str, HubAudio]]:
@@ -264,7 +259,7 @@ def load_hub(source: str) -> tuple[RatingTable, dict[str, HubAudio]]:
     try:
         loaded = datasets.load_dataset(source)
     except (OSError, ValueError, datasets.exceptions.DatasetsError) as exc:
-        raise DatasetError(f"{source}: cannot load the hub dataset ({_first_line(exc)})") from exc
+        raise DatasetError(f"{source}: cannot load the hub dataset ({first_line(exc)})") from exc
     if not isinstance(loaded, Mapping):
         raise DatasetError(f"{source}: expected the splits Chinese and Western, got one unnamed split")
     names = {str(k).lower(): k for k in loaded}
