@@ -246,3 +246,21 @@ def test_import_rejects_a_changing_baseline_and_foreign_files(cli, db: Path) -> 
     other.write_text("a,b\n1,2\n")
     result = cli("import", "exp2", other, "--model", "x", ok=False)
     assert result.exit_code == 1 and "missing column(s)" in result.stderr
+
+
+def test_user_sources_with_the_same_name_stay_separate_across_runs(cli, db: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.synth import harmonic_tone, noise, write
+
+    first = write(tmp_path / "a" / "take.wav", harmonic_tone(220, 1.0))
+    second = write(tmp_path / "b" / "take.wav", noise(1.0, seed=5))
+    base = ["ingest", "audealize", "--models", "socialfx-eq", "--words", "eq:bright", "--strengths", "0.5,1.0",
+            "--length-s", "1", "--format", "json"]
+    _json(cli(*base, "--source", first))
+    _json(cli(*base, "--source", second))
+    _json(cli(*base, "--source", first))  # the same file again keeps its label
+    with Store(db, read_only=True) as store:
+        labels = dict(store.con.execute("SELECT origin, label FROM exp2_sources WHERE kind = 'user'").fetchall())
+        assert len(labels) == 2 and len(set(labels.values())) == 2
+        points = queries.run(store, "exp2_trajectories", models=["socialfx-eq"])
+    per_source = points.filter(pl.col("source").is_in(list(labels.values()))).group_by("source").len()
+    assert sorted(per_source["len"].to_list()) == [2, 2]  # one point per strength, never merged

@@ -77,3 +77,17 @@ def test_sql_on_a_missing_store_is_one_line(tmp_path: Path, data_dir: Path) -> N
 def test_invalid_sql_is_one_line(filled: CLI) -> None:
     result = filled("sql", "SELEC nonsense", ok=False)
     assert result.exit_code == 1 and result.stderr.startswith("timbredb: error: SQL error")
+
+
+def test_database_errors_after_open_are_one_line(filled: CLI, monkeypatch: pytest.MonkeyPatch) -> None:
+    import duckdb
+
+    import timbredb.sql
+
+    def broken(*a: object, **k: object) -> None:
+        raise duckdb.IOException("IO Error: could not write: disk full\nmore detail")
+
+    monkeypatch.setattr(timbredb.sql, "run_readonly", broken)
+    result = filled("sql", "SELECT 1", ok=False)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "timbredb: error: database error: IO Error: could not write: disk full"

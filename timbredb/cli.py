@@ -16,7 +16,7 @@ import click
 
 from timbredb import __version__
 from timbredb.config import resolve_data_dir, resolve_db_path
-from timbredb.errors import PartialFailure, TimbreDBError
+from timbredb.errors import PartialFailure, TimbreDBError, first_line
 
 FORMATS_QUERY = click.Choice(["table", "json", "csv"])
 FORMATS_LIST = click.Choice(["table", "json"])
@@ -56,6 +56,12 @@ class TimbreGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("timbredb: interrupted; everything stored before the interrupt is kept", err=True)
             ctx.exit(130)
+        except Exception as exc:
+            # DuckDB failures after the store is open (disk full, a second writer): one line, not a traceback
+            if type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb"):
+                raise
+            click.echo(f"timbredb: error: database error: {first_line(exc)}", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=TimbreGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -173,8 +179,6 @@ def ingest(obj: Ctx, targets: tuple[str, ...], model_names: str | None, batch_si
             f"clips added: {s.clips_added}, clips skipped: {s.clips_skipped}, embeddings added: {s.embeddings_added}, "
             f"text embeddings added: {s.text_embeddings_added}, errors: {len(s.errors)}"
         )
-        for err in s.errors:
-            click.echo(f"  error: {err['error']}", err=True)
     if strict and summary.errors:
         raise PartialFailure(f"{len(summary.errors)} input(s) failed")
 

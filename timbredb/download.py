@@ -11,6 +11,7 @@ CCMusic comes from the Hugging Face hub through the `datasets` library instead
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import tempfile
@@ -71,7 +72,7 @@ def ensure_dataset(name: str, data_dir: Path, url: str | None = None, timeout_s:
         try:
             with urllib.request.urlopen(url, timeout=timeout_s) as resp, open(archive, "wb") as out:
                 shutil.copyfileobj(resp, out)
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
             raise DatasetError(f"{name}: not in {data_dir} and the download from {url} failed ({exc}); pass --data-dir") from exc
         staging = Path(tmp) / name
         try:

@@ -218,7 +218,10 @@ def load_sources(ingestor: Ingestor, data_dir: Path, extra: list[Path]) -> list[
             sources.append(make_mixture(list(sources)))
         except AudioError as exc:
             ingestor.error("mixture", str(exc), "render")
-    labels = {s.label for s in sources}
+    # labels name trajectories, so they stay unique across runs: a stored source keeps its
+    # label, and a new file whose stem is taken by other audio gets a hash suffix
+    stored = dict(ingestor.store.con.execute("SELECT source_sha256, label FROM exp2_sources").fetchall())
+    labels = {s.label for s in sources} | set(stored.values())
     for path in extra:
         p = Path(path)
         files = sorted(f for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS) if p.is_dir() else [p]
@@ -231,7 +234,10 @@ def load_sources(ingestor: Ingestor, data_dir: Path, extra: list[Path]) -> list[
                 continue
             if any(s.sha256 == src.sha256 for s in sources):
                 continue
-            label = src.label if src.label not in labels else f"{src.label}-{src.sha256[:8]}"
+            if src.sha256 in stored:
+                label = stored[src.sha256]
+            else:
+                label = src.label if src.label not in labels else f"{src.label}-{src.sha256[:8]}"
             labels.add(label)
             sources.append(Source(label, src.kind, src.origin, src.pcm, src.sample_rate, src.sha256))
     return sources
