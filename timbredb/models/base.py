@@ -10,6 +10,7 @@ batching, and shape/dtype/finiteness checks.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -98,7 +99,8 @@ class WindowPolicy:
             the clip does not end on a window boundary, one last window is aligned
             to the clip's end, so every sample is covered by real audio. Clips
             shorter than one window are padded (``pad``: "repeat" tiles the clip,
-            "zero" appends silence). Window vectors are pooled by ``pooling``
+            "repeatpad" repeats whole copies then appends silence, as LAION-CLAP
+            trained, "zero" appends silence). Window vectors are pooled by ``pooling``
             ("mean": mean of the raw vectors; "mean-l2": that mean, L2-normalised).
         first: only the first window (padded if short), for paper-compatible runs.
     """
@@ -133,6 +135,10 @@ class WindowPolicy:
             reps = int(math.ceil(win / n))
             return np.tile(samples, reps)[:win]
         out = np.zeros(win, dtype=np.float32)
+        if self.pad == "repeatpad":
+            reps = win // n
+            out[: reps * n] = np.tile(samples, reps)
+            return out
         out[:n] = samples
         return out
 
@@ -152,13 +158,19 @@ ProgressFn = Callable[[int], None]
 
 
 def package_versions(names: Sequence[str]) -> dict[str, str]:
-    out = {}
+    return dict(_package_versions(tuple(names)))
+
+
+@functools.cache
+def _package_versions(names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    # cached: provenance is written with every batch, and each lookup scans site-packages
+    out = []
     for name in names:
         try:
-            out[name] = metadata.version(name)
+            out.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+            out.append((name, "not installed"))
+    return tuple(out)
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -179,7 +191,8 @@ class EmbeddingModel(ABC):
         dtype: "float32", "float16" or "bfloat16" (half precision only on a GPU).
         data_dir: the timbredb data root, for models built from data files.
         weights: a local weights file that replaces the hub download.
-        policy: a window policy other than the model's default.
+        policy: a window policy other than the model's default, or the name of
+            one of ``named_policies()`` (e.g. "paper").
     """
 
     #: packages whose versions go into every batch's provenance
@@ -196,7 +209,7 @@ class EmbeddingModel(ABC):
         dtype: str = "float32",
         data_dir: Path | None = None,
         weights: str | Path | None = None,
-        policy: WindowPolicy | None = None,
+        policy: WindowPolicy | str | None = None,
     ) -> None:
         self.spec = spec
         self.checkpoint = checkpoint or spec.checkpoint
@@ -209,14 +222,23 @@ class EmbeddingModel(ABC):
         self.dtype = dtype
         self.data_dir = data_dir
         self.weights = Path(weights) if weights else None
-        self.policy = policy or self.default_policy()
         self.sample_rate = spec.sample_rate_for(self.checkpoint)
+        if isinstance(policy, str):
+            named = self.named_policies()
+            if policy not in named:
+                raise TimbreDBError(f"{spec.id}: unknown policy {policy!r}; choose one of: {', '.join(named)}")
+            policy = named[policy]
+        self.policy = policy or self.default_policy()
         self.dim = spec.dim_for(self.checkpoint)
         self._loaded = False
 
     # ------------------------------------------------------------ hooks
     def default_policy(self) -> WindowPolicy:
         return WindowPolicy()
+
+    def named_policies(self) -> dict[str, WindowPolicy]:
+        """Policies selectable by name (``--model id/name``), the default first."""
+        return {"default": self.default_policy()}
 
     def _load(self) -> None:
         """Import heavy packages and load weights. Called once, on first use."""
@@ -352,6 +374,9 @@ class EmbeddingModel(ABC):
         """One vector per text, (len(texts), dim) float32."""
         if not self.spec.has_text:
             raise ModelUnavailableError(f"{self.spec.id} has no text encoder (audio only)")
+        if isinstance(texts, str):
+            # a bare str is a Sequence[str] of characters (msclap embeds it letter by letter)
+            raise TimbreDBError(f"{self.spec.id}: embed_texts takes a list of texts, not one str ({texts[:40]!r})")
         for t in texts:
             if not isinstance(t, str) or not t.strip():
                 raise VocabularyError(f"{self.spec.id}: cannot embed an empty text")

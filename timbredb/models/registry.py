@@ -37,6 +37,73 @@ SPECS: tuple[ModelSpec, ...] = (
         loader="timbredb.models.socialfx:SocialFXEQModel",
         availability="timbredb.models.socialfx:availability",
     ),
+    # ---- real joint language-audio models (weights from the Hugging Face cache;
+    # `timbredb models fetch ID` downloads them, `docs/models.md` describes each)
+    ModelSpec(
+        id="laion-clap",
+        family="CLAP",
+        checkpoint="630k-audioset-best",
+        checkpoints=(
+            "630k-audioset-best",
+            "630k-best",
+            "630k-audioset-fusion-best",
+            "630k-fusion-best",
+            "music_audioset_epoch_15_esc_90.14",
+            "music_speech_epoch_15_esc_89.25",
+            "music_speech_audioset_epoch_15_esc_89.98",
+        ),
+        dim=512,
+        sample_rate=48000,
+        modalities=("audio", "text"),
+        license="CC0-1.0 (weights: lukewys/laion_clap)",
+        description="LAION-CLAP: HTSAT audio + RoBERTa text, 10 s windows at 48 kHz (music_* are HTSAT-base)",
+        loader="timbredb.models.laion_clap:LaionClapModel",
+        requires=("torch", "laion_clap", "transformers", "huggingface_hub", "librosa", "torchlibrosa"),
+        extra="models",
+        availability="timbredb.models.laion_clap:availability",
+    ),
+    ModelSpec(
+        id="ms-clap",
+        family="CLAP",
+        checkpoint="2023",
+        checkpoints=("2023", "2022"),
+        dim=1024,
+        sample_rate=44100,
+        modalities=("audio", "text"),
+        license="MIT (weights: microsoft/msclap)",
+        description="Microsoft CLAP; 2023: HTSAT + GPT-2 text, 7 s windows; 2022: CNN14 + BERT, 5 s; 44.1 kHz",
+        loader="timbredb.models.ms_clap:MSClapModel",
+        requires=("torch", "msclap", "transformers", "huggingface_hub", "torchlibrosa"),
+        extra="models",
+        availability="timbredb.models.ms_clap:availability",
+    ),
+    ModelSpec(
+        id="muq-mulan",
+        family="MuLan",
+        checkpoint="MuQ-MuLan-large",
+        dim=512,
+        sample_rate=24000,
+        modalities=("audio", "text"),
+        license="CC-BY-NC-4.0, non-commercial use only (weights: OpenMuQ/MuQ-MuLan-large)",
+        description="MuQ-MuLan: MuQ music encoder + XLM-R text; 10 s windows at 24 kHz",
+        loader="timbredb.models.muq_mulan:MuQMuLanModel",
+        requires=("torch", "muq", "transformers", "huggingface_hub"),
+        extra="models",
+        availability="timbredb.models.muq_mulan:availability",
+    ),
+    ModelSpec(
+        id="openflam",
+        family="FLAM",
+        checkpoint="v1-base",
+        dim=512,
+        sample_rate=48000,
+        modalities=("audio", "text"),
+        license="Adobe Research License, non-commercial research only (weights: kechenadobe/OpenFLAM)",
+        description="OpenFLAM global audio/text embeddings; 10 s windows at 48 kHz (package installed separately)",
+        loader="timbredb.models.openflam:OpenFLAMModel",
+        # its pins (torch<2.8, transformers==4.56.1) clash with the models extra: checked by availability
+        availability="timbredb.models.openflam:availability",
+    ),
 )
 
 
@@ -86,15 +153,18 @@ def load(
     dtype: str = "float32",
     data_dir: Path | None = None,
     weights: str | Path | None = None,
-    policy: WindowPolicy | None = None,
+    policy: WindowPolicy | str | None = None,
     check: bool = True,
 ) -> EmbeddingModel:
     """Build a model object (weights load lazily, on first embed).
 
     Args:
-        name: ``id`` or ``id@checkpoint``.
+        name: ``id``, ``id@checkpoint``, optionally followed by ``/policy`` (a named policy).
         check: raise ModelUnavailableError now if the model cannot run here.
     """
+    name, _, policy_name = name.partition("/")
+    if policy_name and policy is None:
+        policy = policy_name  # a named policy of the model, e.g. "laion-clap/paper"
     spec, checkpoint = parse_name(name)
     if check and weights is None:
         avail = availability(spec, data_dir, checkpoint)
