@@ -86,6 +86,22 @@ def _check_pcm(pcm: NDArray[np.float32], sample_rate: int, source: str) -> None:
         raise AudioError(source, "is silent (every sample is zero)")
 
 
+def _downmix(pcm: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Mean of the channels, accumulated in float64 one channel at a time.
+
+    Column-wise accumulation is several times faster than ``mean(axis=1)`` on
+    interleaved frames; for two channels the result is bit-identical to it (a sum
+    of two float32 values is exact in float64).
+    """
+    if pcm.shape[1] == 1:
+        return pcm[:, 0].copy()
+    acc = pcm[:, 0].astype(np.float64)
+    for c in range(1, pcm.shape[1]):
+        acc += pcm[:, c]
+    acc /= pcm.shape[1]
+    return acc.astype(np.float32)
+
+
 def from_array(pcm: NDArray[np.floating], sample_rate: int, source: str) -> Audio:
     """Build an Audio from samples in memory (rendered variants, tests).
 
@@ -100,7 +116,7 @@ def from_array(pcm: NDArray[np.floating], sample_rate: int, source: str) -> Audi
     if arr.ndim != 2:
         raise AudioError(source, f"expected (frames, channels) samples, got shape {arr.shape}")
     _check_pcm(arr, sample_rate, source)
-    mono = arr.mean(axis=1, dtype=np.float64).astype(np.float32) if arr.shape[1] > 1 else arr[:, 0].copy()
+    mono = _downmix(arr)
     return Audio(
         samples=mono,
         sample_rate=int(sample_rate),
