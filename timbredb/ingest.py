@@ -18,6 +18,7 @@ from typing import Any
 from timbredb.audio import Audio, decode, find_audio_files
 from timbredb.errors import AudioError, DatasetError, TimbreDBError, VocabularyError
 from timbredb.models.base import EmbeddingModel
+from timbredb.parallel import ordered_map
 from timbredb.progress import ProgressFactory, WarnFn, ignore, silent
 from timbredb.store import Store
 from timbredb.vocabularies import BARE, BUILTIN, DEFAULT_VOCABULARY, render_prompt
@@ -133,41 +134,40 @@ class Ingestor:
 
     def _add_file_chunk(self, chunk: Sequence[Path]) -> list[FileClip]:
         known: list[FileClip] = []
-        fresh: list[tuple[Audio, Path, os.stat_result]] = []
+        stats: list[tuple[Path, os.stat_result]] = []
         for f in chunk:
             path = f.resolve()
             try:
-                st = path.stat()
+                stats.append((path, path.stat()))
             except OSError as exc:
                 self.error(str(f), f"{f}: cannot stat ({exc.strerror})", "decode")
-                continue
-            sha = self.store.lookup_file(str(path), st.st_size, st.st_mtime_ns)
-            if sha is not None and not self._missing_any(sha):
+        recorded = self.store.lookup_files([(str(p), st.st_size, st.st_mtime_ns) for p, st in stats])
+        lacking = self.missing_for(list(recorded.values())) if recorded else set()
+        to_decode: list[tuple[Path, os.stat_result]] = []
+        for path, st in stats:
+            sha = recorded.get(str(path))
+            if sha is not None and sha not in lacking:
                 self.summary.clips_skipped += 1
                 known.append(FileClip(path, sha))
-                continue
-            try:
-                audio = decode(path)
-            except AudioError as exc:
-                self.error(str(path), str(exc), "decode")
-                continue
-            fresh.append((audio, path, st))
+            else:
+                to_decode.append((path, st))
+        fresh: list[tuple[Audio, Path, os.stat_result]] = []
+        for (path, st), decoded in zip(to_decode, ordered_map(_try_decode, [p for p, _ in to_decode])):
+            if isinstance(decoded, AudioError):
+                self.error(str(path), str(decoded), "decode")
+            else:
+                fresh.append((decoded, path, st))
         with self.store.transaction():
-            for audio, path, st in fresh:
-                self._add_clip(audio)
-                self.store.add_clip_file(str(path), audio.sha256, st.st_size, st.st_mtime_ns)
+            self._add_clips([a for a, _, _ in fresh])
+            self.store.add_clip_files([(str(p), a.sha256, st.st_size, st.st_mtime_ns) for a, p, st in fresh])
         self.embed_audio([a for a, _, _ in fresh])
         return known + [FileClip(p, a.sha256) for a, p, _ in fresh]
 
-    def _add_clip(self, audio: Audio) -> None:
-        """Store a clip (inside the caller's transaction) and count it as added or already stored."""
-        if self.store.add_clip(audio, self.run_id):
-            self.summary.clips_added += 1
-        else:
-            self.summary.clips_skipped += 1
-
-    def _missing_any(self, clip_sha256: str) -> bool:
-        return any(self.store.missing_audio(m.space_id, [clip_sha256]) for m in self.models)
+    def _add_clips(self, clips: Sequence[Audio]) -> None:
+        """Store clips (inside the caller's transaction), counting them as added or already stored."""
+        added = self.store.add_clips(clips, self.run_id)
+        self.summary.clips_added += added
+        self.summary.clips_skipped += len(clips) - added
 
     # ------------------------------------------------------------ audio in memory
     def add_audio(self, clips: Sequence[Audio]) -> list[str]:
@@ -179,8 +179,7 @@ class Ingestor:
         for start in range(0, len(clips), self.batch_size):
             chunk = clips[start : start + self.batch_size]
             with self.store.transaction():
-                for audio in chunk:
-                    self._add_clip(audio)
+                self._add_clips(chunk)
             self.embed_audio(chunk)
         return [a.sha256 for a in clips]
 
@@ -280,6 +279,14 @@ class Ingestor:
                 self.summary.text_embeddings_added += self.store.insert_text_embeddings(
                     model.space_id, ok, vectors, batch_id
                 )
+
+
+def _try_decode(path: Path) -> Audio | AudioError:
+    """decode() that returns the per-file problem instead of raising it (for the thread pool)."""
+    try:
+        return decode(path)
+    except AudioError as exc:
+        return exc
 
 
 #: dataset name -> "module:function(ingestor, data_dir, options) -> dict"

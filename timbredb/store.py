@@ -191,33 +191,76 @@ class Store:
         )
 
     # ------------------------------------------------------------ clips
-    def lookup_file(self, path: str, size_bytes: int, mtime_ns: int) -> str | None:
-        """The clip hash recorded for this exact file (path, size, mtime), if any."""
-        return self.scalar(
-            "SELECT f.clip_sha256 FROM clip_files f JOIN clips c USING (clip_sha256) "
-            "WHERE f.path = ? AND f.size_bytes = ? AND f.mtime_ns = ?",
-            [path, size_bytes, mtime_ns],
+    def lookup_files(self, files: Sequence[tuple[str, int, int]]) -> dict[str, str]:
+        """path -> clip hash, for the (path, size, mtime_ns) triples recorded exactly so."""
+        if not files:
+            return {}
+        tbl = pa.table(
+            {
+                "path": pa.array([f[0] for f in files], pa.string()),
+                "size_bytes": pa.array([f[1] for f in files], pa.int64()),
+                "mtime_ns": pa.array([f[2] for f in files], pa.int64()),
+            }
         )
+        with self._registered(tbl) as name:
+            rows = self.con.execute(
+                f"SELECT f.path, f.clip_sha256 FROM {name} q JOIN clip_files f USING (path, size_bytes, mtime_ns) "
+                "JOIN clips c USING (clip_sha256)"
+            ).fetchall()
+        return dict(rows)
 
-    def add_clip(self, audio: Audio, run_id: int | None = None) -> bool:
-        """Insert a clip unless its content is already stored. Returns True if added."""
-        before = self.scalar("SELECT count(*) FROM clips WHERE clip_sha256 = ?", [audio.sha256])
-        if before:
-            return False
-        self.con.execute(
-            "INSERT OR IGNORE INTO clips (clip_sha256, source_path, duration_s, channels, sample_rate, n_frames, run_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [audio.sha256, audio.source, audio.duration_s, audio.channels, audio.sample_rate, audio.n_frames, run_id],
+    def add_clips(self, clips: Sequence[Audio], run_id: int | None = None) -> int:
+        """Insert clips whose content is not stored yet. Returns how many were added."""
+        if not clips:
+            return 0
+        tbl = pa.table(
+            {
+                "clip_sha256": pa.array([a.sha256 for a in clips], pa.string()),
+                "source_path": pa.array([a.source for a in clips], pa.string()),
+                "duration_s": pa.array([a.duration_s for a in clips], pa.float64()),
+                "channels": pa.array([a.channels for a in clips], pa.int32()),
+                "sample_rate": pa.array([a.sample_rate for a in clips], pa.int32()),
+                "n_frames": pa.array([a.n_frames for a in clips], pa.int64()),
+                "run_id": pa.array([run_id] * len(clips), pa.int64()),
+            }
         )
-        return True
+        with self._registered(tbl) as name:
+            # the same content twice in one call is one clip: keep the first
+            return int(
+                self.con.execute(
+                    "INSERT OR IGNORE INTO clips (clip_sha256, source_path, duration_s, channels, sample_rate, n_frames, run_id) "
+                    f"SELECT DISTINCT ON (clip_sha256) * FROM {name}"
+                ).fetchall()[0][0]
+            )
 
-    def add_clip_file(self, path: str, clip_sha256: str, size_bytes: int, mtime_ns: int) -> None:
-        self.con.execute(
-            "INSERT INTO clip_files (path, clip_sha256, size_bytes, mtime_ns) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (path) DO UPDATE SET clip_sha256 = excluded.clip_sha256, "
-            "size_bytes = excluded.size_bytes, mtime_ns = excluded.mtime_ns, seen_at = now()",
-            [path, clip_sha256, size_bytes, mtime_ns],
+    def add_clip_files(self, files: Sequence[tuple[str, str, int, int]]) -> None:
+        """Record (path, clip hash, size, mtime_ns) rows; a path seen before is updated."""
+        if not files:
+            return
+        tbl = pa.table(
+            {
+                "path": pa.array([f[0] for f in files], pa.string()),
+                "clip_sha256": pa.array([f[1] for f in files], pa.string()),
+                "size_bytes": pa.array([f[2] for f in files], pa.int64()),
+                "mtime_ns": pa.array([f[3] for f in files], pa.int64()),
+            }
         )
+        with self._registered(tbl) as name:
+            self.con.execute(
+                f"INSERT INTO clip_files (path, clip_sha256, size_bytes, mtime_ns) SELECT DISTINCT ON (path) * FROM {name} "
+                "ON CONFLICT (path) DO UPDATE SET clip_sha256 = excluded.clip_sha256, "
+                "size_bytes = excluded.size_bytes, mtime_ns = excluded.mtime_ns, seen_at = now()"
+            ).fetchall()
+
+    @contextmanager
+    def _registered(self, tbl: pa.Table) -> Iterator[str]:
+        """Expose an Arrow table to SQL under a temporary name."""
+        name = "_timbredb_batch"
+        self.con.register(name, tbl)
+        try:
+            yield name
+        finally:
+            self.con.unregister(name)
 
     def clip_path(self, clip_sha256: str) -> str | None:
         """A file that currently holds the clip (for re-decoding), else its first source."""
@@ -324,7 +367,6 @@ class Store:
             raise StoreError(f"{len(keys)} keys but {vectors.shape[0]} vectors")
         if not keys:
             return 0
-        before = self.scalar(f"SELECT count(*) FROM {table} WHERE space_id = ?", [space_id])
         tbl = pa.table(
             {
                 "space_id": pa.array([space_id] * len(keys), pa.string()),
@@ -333,16 +375,12 @@ class Store:
                 "batch_id": pa.array([batch_id] * len(keys), pa.int64()),
             }
         )
-        self.con.register("_timbredb_new_vectors", tbl)
-        try:
-            self.con.execute(
+        with self._registered(tbl) as name:
+            added = self.con.execute(
                 f"INSERT OR IGNORE INTO {table} (space_id, {key}, embedding, batch_id) "
-                f"SELECT space_id, {key}, embedding, batch_id FROM _timbredb_new_vectors"
-            )
-        finally:
-            self.con.unregister("_timbredb_new_vectors")
-        after = self.scalar(f"SELECT count(*) FROM {table} WHERE space_id = ?", [space_id])
-        return int(after - before)
+                f"SELECT DISTINCT ON ({key}) space_id, {key}, embedding, batch_id FROM {name}"
+            ).fetchall()[0][0]
+        return int(added)
 
     def audio_matrix(
         self, space_id: str, clip_hashes: Sequence[str] | None = None

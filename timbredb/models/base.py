@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from timbredb import __version__
 from timbredb.audio import RESAMPLER, Audio, resample
 from timbredb.errors import AudioError, ModelUnavailableError, TimbreDBError, VocabularyError
+from timbredb.parallel import ordered_map
 from timbredb.store import SpaceRecord
 
 
@@ -358,7 +359,7 @@ class EmbeddingModel(ABC):
         floating-point batching effects.
         """
         self.ensure_loaded()
-        per_clip = [self.prepare(a) for a in clips]
+        per_clip = ordered_map(self.prepare, clips)
         flat = [w for ws in per_clip for w in ws]
         vecs = self._run_batches(flat, batch_size, self._embed_windows, "audio")
         out = np.empty((len(clips), self.dim), dtype=np.float32)
@@ -399,7 +400,12 @@ class EmbeddingModel(ABC):
                 raise TimbreDBError(f"{self.spec.id}: {what} encoder returned dtype {vec.dtype}")
             vec = vec.astype(np.float32, copy=False)
             if not np.isfinite(vec).all():
-                raise TimbreDBError(f"{self.spec.id}: {what} encoder returned non-finite values")
+                hint = (
+                    "; float16 overflowed: use --dtype bfloat16 (float32's range) or float32"
+                    if self.dtype == "float16"
+                    else ""
+                )
+                raise TimbreDBError(f"{self.spec.id}: {what} encoder returned non-finite values{hint}")
             chunks.append(vec)
         if not chunks:
             return np.zeros((0, self.dim), dtype=np.float32)
