@@ -93,7 +93,22 @@ def models_list(obj: Ctx, fmt: str) -> None:
     """Show every registered model and whether it is usable here (imports no torch)."""
     from timbredb.models.catalog import model_table
 
-    _emit(model_table(obj.data_dir), fmt)
+    table = model_table(obj.data_dir)
+    if fmt == "json":
+        _emit(table, "json")
+        return
+    from timbredb.formatting import to_table
+
+    # licences and fixes are printed whole: a truncated fix is no fix
+    click.echo(to_table(table.select("id", "family", "checkpoint", "dim", "sample_rate", "modalities", "usable")))
+    click.echo("\nlicences:")
+    for row in table.iter_rows(named=True):
+        click.echo(f"  {row['id']}: {row['license']}")
+    unusable = table.filter(~table["usable"])
+    if unusable.height:
+        click.echo("\nnot usable here:")
+        for row in unusable.iter_rows(named=True):
+            click.echo(f"  {row['id']}: {row['reason']}")
 
 
 @models.command("fetch")
