@@ -5,7 +5,6 @@ an empty store renders "no data" sections; the published numbers are the release
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 from html.parser import HTMLParser
@@ -22,7 +21,6 @@ from timbredb.store import SpaceRecord, Store
 from timbredb.vocabularies import CCMUSIC
 
 TM_DATASETS = ("Iverson1993_Onset", "Patil2012_A3")  # the two smallest local timbremetrics studies
-HAS_EXP2 = importlib.util.find_spec("timbredb.analysis.exp2") is not None
 
 
 class _Page(HTMLParser):
@@ -136,22 +134,20 @@ def _study_csv(path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Path, Path]:
-    """(store, data root) with ccmusic, timbremetrics and (if rendered here) audealize, baselines only."""
+    """(store, data root) with ccmusic, timbremetrics and audealize, baselines only."""
     tmp = tmp_path_factory.mktemp("report")
     root = _data_root(tmp / "data", data_dir)
     cli = CLI(tmp / "store.duckdb", root)
     cli("ingest", "ccmusic", "timbremetrics", "--models", "mfcc,socialfx-eq")
-    if HAS_EXP2:
-        cli("ingest", "audealize", "--models", "mfcc,socialfx-eq", "--words", "bright,warm",
-            "--strengths", "0.5,1.0", "--length-s", "2")
-        # results computed elsewhere, filed under a published model's name: compared with the study
-        cli("import", "exp2", str(_study_csv(tmp / "laion-clap.csv")), "--model", "laion-clap")
+    cli("ingest", "audealize", "--models", "mfcc,socialfx-eq", "--words", "bright,warm",
+        "--strengths", "0.5,1.0", "--length-s", "2")
+    # results computed elsewhere, filed under a published model's name: compared with the study
+    cli("import", "exp2", str(_study_csv(tmp / "laion-clap.csv")), "--model", "laion-clap")
     return tmp / "store.duckdb", root
 
 
-EXPECTED_FIGURES = {"exp1_descriptor_r", "exp1_split_means", "exp1_heatmap_R", "exp1_heatmap_S", "exp3_spearman"}
-if HAS_EXP2:
-    EXPECTED_FIGURES |= {"exp2_trajectories", "exp2_slope_heatmap"}
+EXPECTED_FIGURES = {"exp1_descriptor_r", "exp1_split_means", "exp1_heatmap_R", "exp1_heatmap_S", "exp3_spearman",
+                    "exp2_trajectories", "exp2_slope_heatmap"}
 
 
 def test_report_on_a_filled_store_has_every_figure_and_table(filled: tuple[Path, Path], tmp_path: Path) -> None:
@@ -164,7 +160,7 @@ def test_report_on_a_filled_store_has_every_figure_and_table(filled: tuple[Path,
     assert page.sections["provenance"] == "ok"
     assert page.sections["exp1"] == "ok"
     assert page.sections["exp3"] == "ok"
-    assert page.sections["exp2"] == ("ok" if HAS_EXP2 else "unavailable")
+    assert page.sections["exp2"] == "ok"
 
     # every figure file exists and is referenced, and every reference exists
     figures = {p.stem for p in (path.parent / "figures").glob("*.png")}
@@ -217,8 +213,6 @@ def test_local_mfcc_is_compared_with_the_published_timbremetrics_reference(
 def test_imported_results_named_like_a_published_model_are_compared(
     filled: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    if not HAS_EXP2:
-        pytest.skip("timbredb.analysis.exp2 is not installed")
     db, root = filled
     with Store(db, read_only=True) as store:
         path = build_report(store, tmp_path / "out", data_dir=root, words=("bright",), effect="eq",
@@ -239,8 +233,6 @@ def test_imported_results_named_like_a_published_model_are_compared(
 
 
 def test_default_words_fall_back_when_absent(filled: tuple[Path, Path], tmp_path: Path) -> None:
-    if not HAS_EXP2:
-        pytest.skip("timbredb.analysis.exp2 is not installed")
     db, root = filled
     cli = CLI(db, root)
     out = tmp_path / "cli-out"
@@ -258,9 +250,9 @@ def test_empty_store_renders_no_data_sections(db: Path, tmp_path: Path) -> None:
     page = _parse(path)
     assert page.sections["provenance"] == "ok"
     for name in ("exp1", "exp2", "exp3"):
-        assert page.sections[name] in {"no data", "unavailable"}, name
+        assert page.sections[name] == "no data", name
     text = path.read_text(encoding="utf-8")
-    assert text.count("No data") + text.count("Not available") >= 3
+    assert text.count("No data") >= 3
     assert not list((path.parent / "figures").glob("*"))
     assert page.images == []
 

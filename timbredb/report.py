@@ -3,8 +3,7 @@
 ``build_report`` writes ``report.html`` into a folder, with its figures beside it
 (``figures/*.png``) and every table also as CSV (``tables/*.csv``), so the folder
 is self-contained and can be zipped or printed. Each section is built from what
-the store holds: an experiment without data says so instead of failing, and an
-analysis module that is not installed is named.
+the store holds: an experiment without data says so instead of failing.
 
 Where the published study (or the timbremetrics reference) reported a number for
 the same model and condition, the local value is shown next to it with the
@@ -20,9 +19,8 @@ import platform
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import import_module, metadata, resources
+from importlib import metadata, resources
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import duckdb
@@ -30,6 +28,10 @@ import numpy as np
 import polars as pl
 
 from timbredb import __version__
+from timbredb.analysis.exp1 import run_exp1
+from timbredb.analysis.exp2 import run_exp2
+from timbredb.analysis.exp3 import METRICS as _EXP3_METRICS
+from timbredb.analysis.exp3 import run_exp3
 from timbredb.errors import TimbreDBError, first_line
 from timbredb.formatting import to_csv
 from timbredb.store import SpaceRecord, Store
@@ -150,7 +152,7 @@ def _float(value: Any) -> float:
 class Section:
     anchor: str
     title: str
-    status: str = "ok"  # ok | no data | unavailable | error
+    status: str = "ok"  # ok | no data
     parts: list[str] = field(default_factory=list)
 
     def add(self, fragment: str) -> None:
@@ -248,23 +250,6 @@ class _Ctx:
     n_bootstrap: int
     n_permutations: int
     seed: int
-
-
-def _analysis(name: str) -> ModuleType | None:
-    """The analysis module ``timbredb.analysis.<name>``, or None when it is not installed."""
-    full = f"timbredb.analysis.{name}"
-    try:
-        return import_module(full)
-    except ModuleNotFoundError as exc:
-        if exc.name == full:
-            return None
-        raise
-
-
-def _unavailable(section: Section, name: str) -> Section:
-    section.status = "unavailable"
-    section.note(f"Not available: this installation has no timbredb.analysis.{name} module.", "nodata")
-    return section
 
 
 def _failed(section: Section, exc: BaseException, hint: str) -> Section:
@@ -416,22 +401,12 @@ def _exp1(ctx: _Ctx) -> Section:
     from timbredb import plots
 
     sec = Section("exp1", "Experiment 1 — instrument timbre ratings (CCMusic)")
-    mod = _analysis("exp1")
-    if mod is None:
-        return _unavailable(sec, "exp1")
     hint = "Run `timbredb ingest ccmusic` with a text-capable model, then `timbredb report` again."
     try:
-        res = mod.run_exp1(ctx.store, n_bootstrap=ctx.n_bootstrap, n_permutations=ctx.n_permutations, seed=ctx.seed)
+        res = run_exp1(ctx.store, n_bootstrap=ctx.n_bootstrap, n_permutations=ctx.n_permutations, seed=ctx.seed)
     except (TimbreDBError, duckdb.Error) as exc:
         return _exp1_published(ctx, _failed(sec, exc, hint))
-    desc = _frame(res, "descriptors")
-    splits = _frame(res, "splits")
-    instruments = _frame(res, "instruments")
-    if desc.is_empty() and splits.is_empty():
-        sec.status = "no data"
-        sec.note("No data: the store holds no rated instruments with embeddings of a text-capable model.", "nodata")
-        sec.note(hint)
-        return _exp1_published(ctx, sec)
+    desc, splits, instruments = res["descriptors"], res["splits"], res["instruments"]
     sec.note(
         "S = cosine(audio embedding of instrument i, text embedding of descriptor d) with the bare word as prompt; "
         "R = mean human rating. Descriptor level: Pearson r of S[:, d] vs R[:, d] over instruments, with bootstrap "
@@ -442,7 +417,7 @@ def _exp1(ctx: _Ctx) -> Section:
     pub_splits = _published_frame(ctx.published, "exp1_splits")
 
     # Figure 2: descriptor-level bars, local with CIs, published hatched.
-    local_all = desc.filter(pl.col("split") == "all") if "split" in desc.columns else desc
+    local_all = desc.filter(pl.col("split") == "all")
     series = _series(local_all, pub_desc, ctx, ["descriptor", "pearson_r", "ci_low", "ci_high"])
     if not series.is_empty():
         sec.add(ctx.writer.figure(
@@ -462,14 +437,13 @@ def _exp1(ctx: _Ctx) -> Section:
 
     _exp1_heatmaps(ctx, sec)
 
-    cols = [c for c in ("model", "descriptor", "n", "pearson_r", "ci_low", "ci_high", "spearman_rho",
-                        "p_value", "q_value") if c in local_all.columns]
-    table = local_all.select(cols)
+    table = local_all.select("model", "descriptor", "n", "pearson_r", "ci_low", "ci_high", "spearman_rho",
+                             "p_value", "q_value")
     table = _with_published(table, pub_desc, ctx, ["descriptor"], "pearson_r")
     sec.add(ctx.writer.table(table.sort("model", "descriptor"), "exp1_descriptors_all",
                              "Descriptor level over all instruments; published r and difference (local − published) "
                              "where the study reported the same model."))
-    if "split" in desc.columns and desc.filter(pl.col("split") != "all").height:
+    if desc.filter(pl.col("split") != "all").height:
         sec.add(ctx.writer.table(
             desc.filter(pl.col("split") != "all").sort("model", "split", "descriptor"), "exp1_descriptors_splits",
             "Descriptor level within each split.", max_rows=120))
@@ -477,9 +451,8 @@ def _exp1(ctx: _Ctx) -> Section:
     sec.add(ctx.writer.table(split_tab.sort("model", "split"), "exp1_splits",
                              "Instrument level per split: mean r, 95 % half-width, instruments with r > 0, mean ρ; "
                              "published mean and difference."))
-    if not instruments.is_empty():
-        sec.add(ctx.writer.table(instruments.sort("model", "split", "instrument"), "exp1_instruments",
-                                 "Instrument level: r and ρ over descriptors per instrument.", max_rows=80))
+    sec.add(ctx.writer.table(instruments.sort("model", "split", "instrument"), "exp1_instruments",
+                             "Instrument level: r and ρ over descriptors per instrument.", max_rows=80))
     return _exp1_published(ctx, sec)
 
 
@@ -497,13 +470,6 @@ def _exp1_published(ctx: _Ctx, sec: Section) -> Section:
             "Published instrument-level summaries per split (recomputed from the released per-instrument r; "
             "paper_value as printed in the paper)."))
     return sec
-
-
-def _frame(res: Any, key: str) -> pl.DataFrame:
-    if isinstance(res, dict):
-        value = res.get(key)
-        return value if isinstance(value, pl.DataFrame) else pl.DataFrame()
-    return pl.DataFrame()
 
 
 def _series(local: pl.DataFrame, published: pl.DataFrame, ctx: _Ctx, cols: Sequence[str]) -> pl.DataFrame:
@@ -623,21 +589,13 @@ def _exp2(ctx: _Ctx) -> Section:
     from timbredb import plots
 
     sec = Section("exp2", "Experiment 2 — descriptor effects (EQ and reverb)")
-    mod = _analysis("exp2")
-    if mod is None:
-        return _unavailable(sec, "exp2")
     hint = "Run `timbredb ingest audealize` with a text-capable model, then `timbredb report` again."
     try:
         # detail=True: the summary and the per-trajectory rows in one pass
-        res = mod.run_exp2(ctx.store, detail=True)
-        summary = _summary_frame(res)
+        res = run_exp2(ctx.store, detail=True)
     except (TimbreDBError, duckdb.Error) as exc:
         return _exp2_published(ctx, _failed(sec, exc, hint))
-    if summary.is_empty():
-        sec.status = "no data"
-        sec.note("No data: the store holds no rendered effect trajectories with text-capable embeddings.", "nodata")
-        sec.note(hint)
-        return _exp2_published(ctx, sec)
+    summary = res["summary"]
     sec.note(
         "Per trajectory (model × effect × source × word): Δ(s) = cos(variant at strength s, “a word sound”) − "
         "cos(original, same text); slope = least-squares slope of Δ on s; final Δ = Δ(1.0). Rates are shares of "
@@ -661,10 +619,7 @@ def _exp2(ctx: _Ctx) -> Section:
             sec.note(_no_counterpart_text(summary, pub))
         _exp2_published(ctx, sec)
 
-    points, slopes = _exp2_points(res)
-    if points is None or points.is_empty():
-        sec.note("No per-trajectory rows are available; no trajectory plots or slope heat map.", "nodata")
-        return sec
+    points, slopes = _exp2_points(res["trajectories"])
     effects = [ctx.effect] if ctx.effect else sorted(points["effect"].unique().to_list())
     present = [w for w in ctx.words
                if points.filter(pl.col("word") == w, pl.col("effect").is_in(effects)).height]
@@ -691,13 +646,12 @@ def _exp2(ctx: _Ctx) -> Section:
             "to maximum; strength 0 is the original (Δ = 0). The study's Figure 4 shows “haunting” and “deep” "
             "(reverb).",
         ))
-    if not slopes.is_empty():
-        mean_slopes = slopes.group_by("model", "effect", "word").agg(pl.col("slope").mean())
-        sec.add(ctx.writer.figure(
-            plots.slope_heatmap(mean_slopes), "exp2_slope_heatmap",
-            "Slope of Δ on strength per word and model, averaged over sources (red: similarity to the word rises "
-            "with the effect; blue: falls).",
-        ))
+    mean_slopes = slopes.group_by("model", "effect", "word").agg(pl.col("slope").mean())
+    sec.add(ctx.writer.figure(
+        plots.slope_heatmap(mean_slopes), "exp2_slope_heatmap",
+        "Slope of Δ on strength per word and model, averaged over sources (red: similarity to the word rises "
+        "with the effect; blue: falls).",
+    ))
     return sec
 
 
@@ -710,56 +664,17 @@ def _exp2_published(ctx: _Ctx, sec: Section) -> Section:
     return sec
 
 
-def _summary_frame(res: Any) -> pl.DataFrame:
-    if isinstance(res, pl.DataFrame):
-        return res
-    if isinstance(res, dict):
-        for key in ("summary", "aggregates", "models"):
-            if isinstance(res.get(key), pl.DataFrame):
-                return res[key]
-        for value in res.values():
-            if isinstance(value, pl.DataFrame) and "pos_slope_rate" in value.columns:
-                return value
-    return pl.DataFrame()
+def _exp2_points(traj: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Per-strength Δ rows and per-trajectory slopes from ``run_exp2(detail=True)["trajectories"]``.
 
-
-_DELTA_NAMES = ("delta", "delta_cosine", "delta_similarity", "delta_target_sim")
-
-
-def _exp2_points(res: Any) -> tuple[pl.DataFrame | None, pl.DataFrame]:
-    """Per-strength Δ rows (model, effect, source, word, strength, delta) and per-trajectory slopes.
-
-    ``run_exp2(detail=True)`` gives one row per trajectory with its strengths and
-    deltas as lists; a frame of per-strength points is accepted too.
+    Returns:
+        (points: model, effect, source, word, strength, delta; slopes: model, effect, source, word, slope).
     """
-    frames = [f for f in (res.values() if isinstance(res, dict) else [res]) if isinstance(f, pl.DataFrame)]
-    traj = next((f for f in frames if "slope" in f.columns and "source" in f.columns), None)
-    points = next((f for f in frames if "strength" in f.columns and any(n in f.columns for n in _DELTA_NAMES)), None)
-    if points is None and traj is not None and {"strengths", "deltas"} <= set(traj.columns):
-        points = traj.explode(["strengths", "deltas"]).rename({"strengths": "strength", "deltas": "delta"})
-    if points is None:
-        return None, pl.DataFrame()
-    delta = next(n for n in _DELTA_NAMES if n in points.columns)
-    word = "word" if "word" in points.columns else "descriptor"
-    points = points.select(
-        pl.col("model"), pl.col("effect"), pl.col("source").cast(pl.String), pl.col(word).alias("word"),
-        pl.col("strength").cast(pl.Float64), pl.col(delta).cast(pl.Float64).alias("delta"),
-    ).filter(pl.col("strength") > 0)
-    if traj is not None:
-        tw = "word" if "word" in traj.columns else "descriptor"
-        slopes = traj.select("model", "effect", pl.col("source").cast(pl.String), pl.col(tw).alias("word"),
-                             pl.col("slope").cast(pl.Float64))
-    else:
-        slopes = _slopes(points)
-    return points, slopes
-
-
-def _slopes(points: pl.DataFrame) -> pl.DataFrame:
-    """Least-squares slope of Δ on strength per trajectory."""
-    return points.group_by("model", "effect", "source", "word").agg(
-        (((pl.col("strength") - pl.col("strength").mean()) * (pl.col("delta") - pl.col("delta").mean())).sum()
-         / ((pl.col("strength") - pl.col("strength").mean()) ** 2).sum()).alias("slope")
-    )
+    traj = traj.rename({"descriptor": "word"})
+    points = traj.select(
+        "model", "effect", "source", "word", pl.col("strengths").alias("strength"), pl.col("deltas").alias("delta")
+    ).explode("strength", "delta")
+    return points, traj.select("model", "effect", "source", "word", "slope")
 
 
 def _no_counterpart_text(local: pl.DataFrame, published: pl.DataFrame) -> str:
@@ -770,27 +685,15 @@ def _no_counterpart_text(local: pl.DataFrame, published: pl.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------- Experiment 3
-_EXP3_METRICS = ("spearman", "kendall", "ndcg", "triplet_agreement", "mae")
-
-
 def _exp3(ctx: _Ctx) -> Section:
     from timbredb import plots
 
     sec = Section("exp3", "Experiment 3 — timbre dissimilarity (timbremetrics)")
-    mod = _analysis("exp3")
-    if mod is None:
-        return _unavailable(sec, "exp3")
     hint = "Run `timbredb ingest timbremetrics`, then `timbredb report` again."
     try:
-        res = mod.run_exp3(ctx.store, n_bootstrap=ctx.n_bootstrap, seed=ctx.seed)
+        df = run_exp3(ctx.store, n_bootstrap=ctx.n_bootstrap, seed=ctx.seed)
     except (TimbreDBError, duckdb.Error) as exc:
         return _exp3_published(ctx, _failed(sec, exc, hint))
-    df = res if isinstance(res, pl.DataFrame) else _summary_frame(res)
-    if df.is_empty():
-        sec.status = "no data"
-        sec.note("No data: the store holds no timbremetrics datasets with audio embeddings.", "nodata")
-        sec.note(hint)
-        return _exp3_published(ctx, sec)
     sec.note(
         "Model distance (1 − cosine, or L2) and human dissimilarity, each min–max normalised over the upper "
         "triangle; per anchor stimulus: Spearman ρ, Kendall τ-b, NDCG of retrieving similar items, triplet "
@@ -802,27 +705,24 @@ def _exp3(ctx: _Ctx) -> Section:
     for m in df["model"].unique().to_list():
         ctx.colours.setdefault(ctx.counterparts.of(m) or m, _next_colour(ctx.colours))
     colours = {m: ctx.colours[ctx.counterparts.of(m) or m] for m in df["model"].unique().to_list()}
-    cosine = df.filter(pl.col("distance") == "cosine") if "distance" in df.columns else df
-    if not cosine.is_empty() and "spearman" in cosine.columns:
-        ref = None
-        if not pub.is_empty():
-            r = pub.filter((pl.col("distance") == "cosine") & (pl.col("dataset") == "all"))
-            if r.height and any(ctx.counterparts.of(m) == r["model"][0] for m in cosine["model"].unique().to_list()):
-                ref = float(r["spearman"][0])
-        sec.add(ctx.writer.figure(
-            plots.metric_bars(cosine, "spearman", colours, ref), "exp3_spearman",
-            "Spearman ρ between model and human dissimilarity per dataset and model (cosine distance); “all” "
-            "pools every anchor. Dotted line: the published time-averaged MFCC value over 21 datasets.",
-        ))
-    sort_cols = [c for c in ("model", "distance", "dataset") if c in df.columns]
-    ci_cols = [c for c in df.columns if c.endswith("_ci_low") or c.endswith("_ci_high")]
+    cosine = df.filter(pl.col("distance") == "cosine")
+    ref = None
+    if not pub.is_empty():
+        r = pub.filter((pl.col("distance") == "cosine") & (pl.col("dataset") == "all"))
+        if r.height and any(ctx.counterparts.of(m) == r["model"][0] for m in cosine["model"].unique().to_list()):
+            ref = float(r["spearman"][0])
+    sec.add(ctx.writer.figure(
+        plots.metric_bars(cosine, "spearman", colours, ref), "exp3_spearman",
+        "Spearman ρ between model and human dissimilarity per dataset and model (cosine distance); “all” "
+        "pools every anchor. Dotted line: the published time-averaged MFCC value over 21 datasets.",
+    ))
+    sort_cols = ["model", "distance", "dataset"]
+    ci_cols = [c for c in df.columns if c.endswith(("_ci_low", "_ci_high"))]
     sec.add(ctx.writer.table(df.sort(sort_cols).drop(ci_cols), "exp3_metrics",
                              "Metrics per model, distance and dataset (“all” = every anchor of every dataset)."))
-    if ci_cols and "dataset" in df.columns:
-        sec.add(ctx.writer.table(_with_intervals(df.filter(pl.col("dataset") == "all").sort(sort_cols),
-                                                 _EXP3_METRICS),
-                                 "exp3_intervals", "The aggregate with bootstrap 95 % intervals over anchors: "
-                                 "value [low, high]."))
+    sec.add(ctx.writer.table(_with_intervals(df.filter(pl.col("dataset") == "all").sort(sort_cols), _EXP3_METRICS),
+                             "exp3_intervals", "The aggregate with bootstrap 95 % intervals over anchors: "
+                             "value [low, high]."))
     if not pub.is_empty():
         cmp = compare(df, pub, ["dataset", "distance"], _EXP3_METRICS, ctx.counterparts)
         if cmp.height:
@@ -847,14 +747,12 @@ def _with_intervals(df: pl.DataFrame, metrics: Sequence[str]) -> pl.DataFrame:
     keep = [c for c in df.columns if c not in metrics and not c.endswith(("_ci_low", "_ci_high"))]
     out = df.select(keep)
     for m in metrics:
-        if m not in df.columns:
-            continue
         lo, hi = f"{m}_ci_low", f"{m}_ci_high"
         texts = []
         for r in df.iter_rows(named=True):
             v = r[m]
             text = "NaN" if v is None or not np.isfinite(v) else f"{v:.3f}"
-            if lo in r and r[lo] is not None and np.isfinite(r[lo]):
+            if r[lo] is not None and np.isfinite(r[lo]):
                 text += f" [{r[lo]:.3f}, {r[hi]:.3f}]"
             texts.append(text)
         out = out.with_columns(pl.Series(m, texts, dtype=pl.String))
@@ -883,7 +781,7 @@ color:#1a1a1a;line-height:1.45}
 h1{margin-bottom:.2em}h2{border-bottom:2px solid #0072B2;padding-bottom:.2em;margin-top:2em}
 nav ul{columns:2;list-style:none;padding-left:0}nav li{margin:.15em 0}
 .status{font-size:.8em;padding:.1em .5em;border-radius:.6em;margin-left:.5em;vertical-align:middle}
-.status.ok{background:#d8eefa;color:#004b75}.status.nodata,.status.unavailable{background:#eee;color:#555}
+.status.ok{background:#d8eefa;color:#004b75}.status.nodata{background:#eee;color:#555}
 p.nodata{background:#f4f4f4;border-left:4px solid #999;padding:.5em .8em}
 p.note{color:#333}
 figure{margin:1.2em 0;text-align:center}figure img{max-width:100%;height:auto;border:1px solid #ddd}

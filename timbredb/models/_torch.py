@@ -8,7 +8,7 @@ import contextlib
 import importlib.metadata
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,26 @@ def weights_availability(model_name: str, files: Sequence[hub.HubFile]) -> Avail
     if absent:
         return Availability(False, hub.fix_for(model_name, absent))
     return Availability(True, "")
+
+
+def checkpoint_availability(
+    spec: ModelSpec, checkpoint: str, needed_files: Callable[[str], Mapping[str, hub.HubFile]]
+) -> Availability:
+    """transformers 4.x is installed and every file of the checkpoint is cached. Imports no torch.
+
+    Args:
+        spec: the model; a checkpoint other than its default is named ``id@checkpoint`` in the fix.
+        checkpoint: the checkpoint to check.
+        needed_files: the model module's checkpoint -> hub files function.
+
+    Returns:
+        Usable, or the reason with the exact fix.
+    """
+    tf = transformers_below_5()
+    if not tf.usable:
+        return tf
+    name = spec.id if checkpoint == spec.checkpoint else f"{spec.id}@{checkpoint}"
+    return weights_availability(name, list(needed_files(checkpoint).values()))
 
 
 class TorchEmbeddingModel(EmbeddingModel):

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from timbredb.errors import ModelUnavailableError
+from timbredb.errors import ModelUnavailableError, first_line
 
 _TRUE = {"1", "on", "yes", "true"}
 
@@ -139,7 +139,7 @@ def download(model_name: str, files: Sequence[HubFile]) -> list[Path]:
                 break
             except LocalEntryNotFoundError as exc:
                 raise ModelUnavailableError(
-                    f"{model_name}: huggingface.co is not reachable from here ({_first_line(exc)}); "
+                    f"{model_name}: huggingface.co is not reachable from here ({first_line(exc)}); "
                     f"run `timbredb models fetch {model_name}` where it is and copy {cache_dir()}, "
                     "or pass --weights PATH"
                 ) from exc
@@ -148,13 +148,8 @@ def download(model_name: str, files: Sequence[HubFile]) -> list[Path]:
                     continue  # try the next alternative (e.g. pytorch_model.bin after model.safetensors)
                 raise ModelUnavailableError(f"{model_name}: {f.label} does not exist on the hub") from exc
             except (HfHubHTTPError, OSError, ValueError) as exc:
-                raise ModelUnavailableError(f"{model_name}: download of {f.label} failed: {_first_line(exc)}") from exc
+                raise ModelUnavailableError(f"{model_name}: download of {f.label} failed: {first_line(exc)}") from exc
     return [p for p in (locate(f) for f in files) if p is not None]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # ---------------------------------------------------------------- checksums

@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from timbredb.errors import ModelUnavailableError, TimbreDBError, VocabularyError
 from timbredb.models import _compat, hub
-from timbredb.models._torch import TorchEmbeddingModel, transformers_below_5, weights_availability
+from timbredb.models._torch import TorchEmbeddingModel, checkpoint_availability
 from timbredb.models.base import Availability, ModelSpec, WindowPolicy
 
 REPO = "lukewys/laion_clap"
@@ -75,11 +75,7 @@ def needed_files(checkpoint: str, with_checkpoint: bool = True) -> dict[str, hub
 
 def availability(spec: ModelSpec, data_dir: Path | None, checkpoint: str) -> Availability:
     """Packages fit and every file is cached. Imports no torch."""
-    tf = transformers_below_5()
-    if not tf.usable:
-        return tf
-    name = spec.id if checkpoint == spec.checkpoint else f"{spec.id}@{checkpoint}"
-    return weights_availability(name, list(needed_files(checkpoint).values()))
+    return checkpoint_availability(spec, checkpoint, needed_files)
 
 
 def read_state_dict(path: Path) -> tuple[dict[str, Any], bool]:

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from timbredb.errors import ModelUnavailableError, TimbreDBError, VocabularyError
+from timbredb.errors import ModelUnavailableError, TimbreDBError, VocabularyError, first_line
 from timbredb.models import _compat, hub
-from timbredb.models._torch import TorchEmbeddingModel, transformers_below_5, weights_availability
+from timbredb.models._torch import TorchEmbeddingModel, checkpoint_availability
 from timbredb.models.base import Availability, ModelSpec, WindowPolicy
 
 REPO = "microsoft/msclap"
@@ -63,11 +63,7 @@ def needed_files(version: str, with_checkpoint: bool = True) -> dict[str, hub.Hu
 
 def availability(spec: ModelSpec, data_dir: Path | None, checkpoint: str) -> Availability:
     """Packages fit and every file is cached. Imports no torch."""
-    tf = transformers_below_5()
-    if not tf.usable:
-        return tf
-    name = spec.id if checkpoint == spec.checkpoint else f"{spec.id}@{checkpoint}"
-    return weights_availability(name, list(needed_files(checkpoint).values()))
+    return checkpoint_availability(spec, checkpoint, needed_files)
 
 
 class MSClapModel(TorchEmbeddingModel):
@@ -117,7 +113,7 @@ class MSClapModel(TorchEmbeddingModel):
             except (RuntimeError, KeyError) as exc:
                 raise ModelUnavailableError(
                     f"{self.label}: {ckpt.name} is not an ms-clap {self.checkpoint} checkpoint "
-                    f"({str(exc).splitlines()[0][:200]})"
+                    f"({first_line(exc)[:200]})"
                 ) from exc
         self._check_keys(ckpt, wrapper.clap.state_dict())
         wrapper.clap.to(self.torch_device)
