@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner, Result
 
@@ -20,6 +21,15 @@ def data_dir() -> Path:
     if not (path / "audealize").is_dir():
         pytest.skip(f"real data not found at {path}")
     return path
+
+
+def db_rows(db: Path, sql: str) -> list[tuple]:
+    """Rows of a query on a store, through a separate read-only connection."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
 
 
 @pytest.fixture

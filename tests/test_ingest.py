@@ -10,12 +10,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import CLI
+from tests.conftest import CLI, db_rows
 from tests.synth import SR, harmonic_tone, highpassed, lowpassed, noise, write
 from timbredb.audio import content_sha256, decode
 
@@ -33,13 +32,6 @@ def audio_dir(tmp_path: Path) -> Path:
     return d
 
 
-def _rows(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
 
 def _ingest_json(cli: CLI, *args: str, ok: bool = True) -> dict:
     result = cli("ingest", *args, "--format", "json", ok=ok)
@@ -53,23 +45,23 @@ def test_ingest_stores_clips_embeddings_and_provenance(cli: CLI, audio_dir: Path
     assert summary["embeddings_added"] == 10
     assert summary["text_embeddings_added"] > 0
     # every clip has one vector per space, of the space's dimension
-    assert _rows(db, "SELECT count(*) FROM audio_embeddings e JOIN spaces s USING (space_id) WHERE len(e.embedding) = s.dim") == [(10,)]
+    assert db_rows(db, "SELECT count(*) FROM audio_embeddings e JOIN spaces s USING (space_id) WHERE len(e.embedding) = s.dim") == [(10,)]
     # provenance: each batch names device, dtype and package versions
-    prov = _rows(db, "SELECT device, dtype, provenance FROM embedding_batches WHERE modality = 'audio'")
+    prov = db_rows(db, "SELECT device, dtype, provenance FROM embedding_batches WHERE modality = 'audio'")
     assert prov and all(d == "cpu" and t == "float32" for d, t, _ in prov)
     assert all("numpy" in json.loads(p)["packages"] for _, _, p in prov)
     # the 48 kHz AIFF keeps its own rate in clips; channels are recorded before the down-mix
-    assert _rows(db, "SELECT channels, sample_rate FROM clips WHERE source_path LIKE '%stereo.wav'") == [(2, SR)]
-    assert _rows(db, "SELECT sample_rate FROM clips WHERE source_path LIKE '%tone48k.aiff'") == [(48000,)]
+    assert db_rows(db, "SELECT channels, sample_rate FROM clips WHERE source_path LIKE '%stereo.wav'") == [(2, SR)]
+    assert db_rows(db, "SELECT sample_rate FROM clips WHERE source_path LIKE '%tone48k.aiff'") == [(48000,)]
     # the similarities view has one cosine per clip x prompt for the text-capable space
-    n_sim = _rows(db, "SELECT count(*) FROM similarities WHERE model = 'socialfx-eq'")[0][0]
-    n_text = _rows(db, "SELECT count(*) FROM text_embeddings t JOIN spaces s USING (space_id) WHERE s.label = 'socialfx-eq'")[0][0]
+    n_sim = db_rows(db, "SELECT count(*) FROM similarities WHERE model = 'socialfx-eq'")[0][0]
+    n_text = db_rows(db, "SELECT count(*) FROM text_embeddings t JOIN spaces s USING (space_id) WHERE s.label = 'socialfx-eq'")[0][0]
     assert n_sim == 5 * n_text
 
 
 def test_reingest_computes_nothing(cli: CLI, audio_dir: Path, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _ingest_json(cli, str(audio_dir), "--models", "mfcc,socialfx-eq")
-    before = _rows(db, "SELECT count(*) FROM audio_embeddings")
+    before = db_rows(db, "SELECT count(*) FROM audio_embeddings")
 
     import timbredb.ingest as ingest_mod
     from timbredb.models.mfcc import MFCCModel
@@ -82,7 +74,7 @@ def test_reingest_computes_nothing(cli: CLI, audio_dir: Path, db: Path, monkeypa
     summary = _ingest_json(cli, str(audio_dir), "--models", "mfcc,socialfx-eq")
     assert summary["clips_added"] == 0 and summary["clips_skipped"] == 5
     assert summary["embeddings_added"] == 0 and summary["text_embeddings_added"] == 0
-    assert _rows(db, "SELECT count(*) FROM audio_embeddings") == before
+    assert db_rows(db, "SELECT count(*) FROM audio_embeddings") == before
 
 
 def test_new_model_embeds_only_what_it_lacks(cli: CLI, audio_dir: Path, db: Path) -> None:
@@ -100,7 +92,7 @@ def test_same_content_in_two_containers_is_one_clip(tmp_path: Path, cli: CLI, db
     write(tmp_path / "a" / "copy.wav", x, subtype="FLOAT")
     summary = _ingest_json(cli, str(tmp_path / "a"), "--models", "mfcc")
     assert summary["clips_added"] == 2  # c.wav == copy.wav; c.flac is quantised to 16 bit
-    assert _rows(db, "SELECT count(*) FROM clip_files") == [(3,)]
+    assert db_rows(db, "SELECT count(*) FROM clip_files") == [(3,)]
 
 
 def test_content_hash_covers_rate_and_channels() -> None:
@@ -156,10 +148,10 @@ def test_bad_inputs_are_recorded_one_line_each_and_do_not_stop_the_run(cli: CLI,
     for name, message in by_file.items():
         assert "\n" not in message and name in message
     # every problem is in the store too, and stderr has one line per problem
-    assert _rows(db, "SELECT count(*) FROM ingest_errors") == [(7,)]
+    assert db_rows(db, "SELECT count(*) FROM ingest_errors") == [(7,)]
     assert sum("error:" in line for line in result.stderr.splitlines()) == 7
     # the good file is fully embedded
-    assert _rows(db, "SELECT count(*) FROM audio_embeddings") == [(1,)]
+    assert db_rows(db, "SELECT count(*) FROM audio_embeddings") == [(1,)]
 
 
 def test_strict_exits_4_on_per_file_errors(cli: CLI, bad_dir: Path) -> None:
@@ -204,14 +196,14 @@ def test_kill_mid_ingest_then_rerun_leaves_no_duplicates(tmp_path: Path, data_di
     args = ["--db", str(db), "--data-dir", str(data_dir), "ingest", str(src), "--models", "mfcc,socialfx-eq", "--batch-size", "2"]
     proc = subprocess.run([sys.executable, "-c", _CRASHER, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr  # killed by SIGKILL mid-run
-    partial = _rows(db, "SELECT count(*) FROM audio_embeddings")[0][0]
+    partial = db_rows(db, "SELECT count(*) FROM audio_embeddings")[0][0]
     assert 0 < partial < 24  # some batches committed, not all
 
     summary = _ingest_json(CLI(db, data_dir), str(src), "--models", "mfcc,socialfx-eq", "--batch-size", "2")
     assert summary["errors"] == []
-    assert _rows(db, "SELECT count(*), count(DISTINCT (space_id, clip_sha256)) FROM audio_embeddings") == [(24, 24)]
-    assert _rows(db, "SELECT count(*), count(DISTINCT clip_sha256) FROM clips") == [(12, 12)]
-    assert _rows(db, "SELECT count(*) FROM clip_files") == [(12,)]
+    assert db_rows(db, "SELECT count(*), count(DISTINCT (space_id, clip_sha256)) FROM audio_embeddings") == [(24, 24)]
+    assert db_rows(db, "SELECT count(*), count(DISTINCT clip_sha256) FROM clips") == [(12, 12)]
+    assert db_rows(db, "SELECT count(*) FROM clip_files") == [(12,)]
     check = CLI(db, data_dir)("check", "--format", "json")
     assert all(r["offending_rows"] == 0 for r in json.loads(check.stdout)["integrity"])
 
@@ -234,11 +226,11 @@ def test_exception_mid_ingest_keeps_committed_batches(cli: CLI, tmp_path: Path, 
     monkeypatch.setattr(MFCCModel, "_embed_windows", flaky)
     result = cli("ingest", str(src), "--models", "mfcc", "--batch-size", "2", ok=False)
     assert result.exit_code == 130 and "interrupted" in result.stderr
-    assert _rows(db, "SELECT count(*) FROM audio_embeddings") == [(2,)]
+    assert db_rows(db, "SELECT count(*) FROM audio_embeddings") == [(2,)]
     monkeypatch.setattr(MFCCModel, "_embed_windows", real)
     summary = _ingest_json(cli, str(src), "--models", "mfcc", "--batch-size", "2")
     assert summary["embeddings_added"] == 4
-    assert _rows(db, "SELECT count(*) FROM audio_embeddings") == [(6,)]
+    assert db_rows(db, "SELECT count(*) FROM audio_embeddings") == [(6,)]
 
 
 def test_changed_file_at_same_path_is_a_new_clip(cli: CLI, tmp_path: Path, db: Path) -> None:
@@ -248,8 +240,8 @@ def test_changed_file_at_same_path_is_a_new_clip(cli: CLI, tmp_path: Path, db: P
     os.utime(path, ns=(1, 10**9))  # a different mtime even on coarse file systems
     summary = _ingest_json(cli, str(path), "--models", "mfcc")
     assert summary["clips_added"] == 1
-    assert _rows(db, "SELECT count(*) FROM clip_files") == [(1,)]
-    assert _rows(db, "SELECT count(*) FROM clips") == [(2,)]
+    assert db_rows(db, "SELECT count(*) FROM clip_files") == [(1,)]
+    assert db_rows(db, "SELECT count(*) FROM clips") == [(2,)]
 
 
 def test_decode_reads_every_supported_container(tmp_path: Path) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.conftest import db_rows
 from tests.synth import harmonic_tone, noise, write
 from timbredb.models import hub
 
@@ -34,13 +34,6 @@ def audio_dir(tmp_path: Path) -> Path:
     return d
 
 
-def rows(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
 
 def test_models_list_shows_the_real_models_with_license(tmp_path: Path) -> None:
     table = {r["id"]: r for r in json.loads(run(tmp_path / "s.duckdb", "models", "list", "--format", "json").stdout)}
@@ -58,17 +51,17 @@ def test_ingest_and_describe_with_the_real_models(tmp_path: Path, audio_dir: Pat
     assert summary["errors"] == [] and summary["clips_added"] == 3
     assert summary["embeddings_added"] == 9 and summary["text_embeddings_added"] > 0
 
-    dims = dict(rows(db, "SELECT s.model_id, min(len(e.embedding)) FROM audio_embeddings e "
+    dims = dict(db_rows(db, "SELECT s.model_id, min(len(e.embedding)) FROM audio_embeddings e "
                          "JOIN spaces s USING (space_id) GROUP BY 1"))
     assert dims == {"laion-clap": 512, "ms-clap": 1024, "muq-mulan": 512}
     # provenance: checkpoint hash on the space and per batch, package versions, device, dtype
-    spaces = dict(rows(db, "SELECT model_id, checkpoint_sha256 FROM spaces"))
+    spaces = dict(db_rows(db, "SELECT model_id, checkpoint_sha256 FROM spaces"))
     from timbredb.models import registry
 
     for model_id in ("laion-clap", "ms-clap", "muq-mulan"):
         ckpt = next(f for f in registry.load(model_id).hub_files().values() if f.purpose == "checkpoint")
         assert spaces[model_id] == hub.sha256(hub.locate(ckpt))
-    batches = rows(db, "SELECT s.model_id, b.device, b.dtype, b.provenance FROM embedding_batches b "
+    batches = db_rows(db, "SELECT s.model_id, b.device, b.dtype, b.provenance FROM embedding_batches b "
                        "JOIN spaces s USING (space_id)")
     assert {m for m, *_ in batches} == {"laion-clap", "ms-clap", "muq-mulan"}
     for model_id, device, dtype, prov in batches:
@@ -85,7 +78,7 @@ def test_ingest_and_describe_with_the_real_models(tmp_path: Path, audio_dir: Pat
     paper = json.loads(run(db, "ingest", str(audio_dir / "tone.wav"), "--models", "laion-clap/paper",
                            "--format", "json").stdout)
     assert paper["embeddings_added"] == 1
-    labels = {r[0] for r in rows(db, "SELECT label FROM spaces")}
+    labels = {r[0] for r in db_rows(db, "SELECT label FROM spaces")}
     assert {"laion-clap", "laion-clap/paper"} <= labels
 
     described = json.loads(run(db, "describe", str(audio_dir / "tone.wav"), "--model", "ms-clap", "-k", "3",
