@@ -156,6 +156,8 @@ def test_checkpoints_without_position_ids_load_and_broken_ones_are_refused(
     clip = from_array(noise(3.0, sr=SR, seed=9), SR, "x")
     np.testing.assert_array_equal(m.embed_audio([clip]), reference.embed_audio([clip]))
     assert m.checkpoint_sha256 == hub.sha256(plain) != reference.checkpoint_sha256
+    # other weights, other space: ingest must not count the published checkpoint's vectors as these
+    assert m.space_id != reference.space_id
 
     del state["module.audio_projection.0.weight"]
     broken = tmp_path / "broken.pt"

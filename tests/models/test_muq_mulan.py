@@ -93,7 +93,7 @@ def test_too_short_audio_is_an_audio_error(loaded: Callable[..., Any]) -> None:
         m._module(wavs=np.zeros((1, SR), dtype=np.float32))  # numpy is rejected by the package
 
 
-def test_transformers_5_is_reported_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transformers_5_is_reported_unavailable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import importlib.metadata
 
     real = importlib.metadata.version
@@ -102,6 +102,39 @@ def test_transformers_5_is_reported_unavailable(monkeypatch: pytest.MonkeyPatch)
     assert not avail.usable and "transformers 4.x" in avail.reason and "transformers>=4.40,<5" in avail.reason
     with pytest.raises(ModelUnavailableError):
         registry.load("muq-mulan")
+    # --weights skips the availability check; loading still refuses
+    local = tmp_path / "w.bin"
+    local.write_bytes(b"not read")
+    with pytest.raises(ModelUnavailableError, match="transformers 4.x"):
+        registry.load("muq-mulan", device="cpu", weights=local).ensure_loaded()
+
+
+def test_loading_sends_no_request_even_with_an_online_hub_session(
+    hf_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.constants as hf_constants
+    import requests
+    import transformers.utils.hub as tf_hub
+    from huggingface_hub.utils import get_session, reset_sessions
+
+    sent: list[str] = []
+
+    def no_network(self: Any, request: Any, *_: Any, **__: Any) -> None:
+        sent.append(str(request.url))
+        raise requests.ConnectionError("tests never reach the network")
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", no_network)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(tf_hub, "_is_offline_mode", False)
+    reset_sessions()
+    get_session()  # built online, as after `models fetch` in the same process
+    try:
+        m = registry.load("muq-mulan", device="cpu")
+        m.ensure_loaded()
+        m.embed_texts(["warm"])  # the text tower loads its tokenizer lazily
+    finally:
+        reset_sessions()
+    assert sent == []
 
 
 def test_local_weights_must_cover_the_model(loaded: Callable[..., Any], tmp_path: Path) -> None:

@@ -46,6 +46,7 @@ def test_openflam_unavailability_explains_the_separate_install() -> None:
     if avail.usable:  # pragma: no cover - only where openflam was installed
         pytest.skip("openflam is installed here")
     assert "--no-deps openflam" in avail.reason or "openflam" in avail.reason
+    assert "pip install --no-deps openflam==" in avail.reason
 
 
 def test_missing_weights_give_the_exact_fix(tmp_path: Path, hash_cache: Path) -> None:
@@ -161,6 +162,50 @@ def test_listing_models_imports_no_torch(hf_cache: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_cli_help_and_models_list_import_no_torch(hf_cache: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from timbredb.cli import cli
+        for args in (["--help"], ["models", "--help"], ["models", "list"], ["models", "list", "--format", "json"],
+                     ["ingest", "--help"], ["models", "fetch", "--help"]):
+            try:
+                cli.main(args=args, standalone_mode=False)
+            except SystemExit:
+                pass
+        heavy = [m for m in ("torch", "laion_clap", "msclap", "muq", "openflam", "transformers", "torchaudio")
+                 if m in sys.modules]
+        assert not heavy, heavy
+        """
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "laion-clap" in res.stdout and "CC-BY-NC-4.0" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "suffix"), [("laion-clap", ".pt"), ("ms-clap", ".pth"), ("muq-mulan", ".safetensors")]
+)
+def test_an_unreadable_weights_file_is_one_typed_line(name: str, suffix: str, tmp_path: Path) -> None:
+    bad = tmp_path / f"random{suffix}"
+    bad.write_bytes(bytes(range(256)) * 20)
+    model = registry.load(name, device="cpu", weights=bad)
+    unreadable = r"not a readable checkpoint|is not an ms-clap 2023 checkpoint"
+    with pytest.raises(ModelUnavailableError, match=unreadable) as err:
+        model.ensure_loaded()
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_package_with_local_weights_is_a_typed_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    local = tmp_path / "w.pt"
+    local.write_bytes(b"not read")
+    monkeypatch.setitem(sys.modules, "laion_clap", None)  # as if not installed
+    model = registry.load("laion-clap", device="cpu", weights=local)  # --weights skips the availability check
+    with pytest.raises(ModelUnavailableError, match=r"laion_clap.*pip install 'torch==2\.13\.0' 'timbredb\[models\]'"):
+        model.ensure_loaded()
 
 
 def _shim_probe(tmp_path: Path, fails: bool) -> subprocess.CompletedProcess[str]:

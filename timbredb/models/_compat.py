@@ -116,7 +116,10 @@ def offline() -> Iterator[None]:
 
     Both libraries read HF_HUB_OFFLINE once, at import; setting the environment
     variable later has no effect, so the module flags are switched for the
-    duration and restored afterwards.
+    duration and restored afterwards. huggingface_hub enforces the flag only in
+    the HTTP session it builds (one per thread, cached): a session built online
+    earlier in the process would still send HEAD requests (with retries) for
+    files that are cached, so sessions are rebuilt on the way in and out.
     """
     import huggingface_hub.constants as hf_constants
 
@@ -126,11 +129,22 @@ def offline() -> Iterator[None]:
     hf_constants.HF_HUB_OFFLINE = True
     if tf_hub is not None and hasattr(tf_hub, "_is_offline_mode"):
         tf_hub._is_offline_mode = True
+    _reset_hub_sessions()
     try:
         yield
     finally:
         hf_constants.HF_HUB_OFFLINE = saved_hub
+        _reset_hub_sessions()
         tf_hub = sys.modules.get("transformers.utils.hub")
         if tf_hub is not None and hasattr(tf_hub, "_is_offline_mode"):
             # transformers imported inside the block copied the forced value: undo that too
             tf_hub._is_offline_mode = saved_tf if saved_tf is not None else saved_hub
+
+
+def _reset_hub_sessions() -> None:
+    # huggingface_hub < 1.0 caches requests sessions built for the offline flag of their time
+    from huggingface_hub import utils as hf_utils
+
+    reset = getattr(hf_utils, "reset_sessions", None)
+    if reset is not None:
+        reset()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import logging
+import pickle
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from timbredb.errors import ModelUnavailableError, TimbreDBError
+from timbredb.errors import ModelUnavailableError, TimbreDBError, first_line
 from timbredb.models import hub
 from timbredb.models.base import Availability, EmbeddingModel, ModelSpec, WindowPolicy
 
@@ -62,6 +63,28 @@ def transformers_below_5() -> Availability:
     return Availability(True, "")
 
 
+#: what torch.load raises for a file that is not a torch checkpoint (random bytes, truncated, another format)
+UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError)
+
+
+def torch_load(path: Path, weights_only: bool = True) -> Any:
+    """``torch.load`` onto the CPU, memory-mapped where the file format allows."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=weights_only)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        # files in the legacy (pre-zip) format cannot be memory-mapped
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
+
+
+def unreadable(label: str, path: Path, exc: BaseException) -> ModelUnavailableError:
+    """The one-line error for a checkpoint file that cannot be read at all."""
+    return ModelUnavailableError(f"{label}: {path} is not a readable checkpoint ({first_line(exc)[:200]})")
+
+
 def weights_availability(model_name: str, files: Sequence[hub.HubFile]) -> Availability:
     """Usable if every file is in the hub cache; else the exact fix. Imports no torch."""
     absent = hub.missing(files)
@@ -101,6 +124,8 @@ class TorchEmbeddingModel(EmbeddingModel):
     provenance_packages: tuple[str, ...] = ("numpy", "soxr", "torch", "transformers", "huggingface_hub")
     #: precisions refused for this model (with the reason)
     refused_dtypes: dict[str, str] = {}
+    #: the command that installs the model's packages
+    install_hint: str = "pip install 'torch==2.13.0' 'timbredb[models]'"
 
     def __init__(self, spec: ModelSpec, **kwargs: Any) -> None:
         super().__init__(spec, **kwargs)
@@ -129,6 +154,16 @@ class TorchEmbeddingModel(EmbeddingModel):
     def check_policy(self, policy: WindowPolicy) -> None:
         """Raise TimbreDBError for a window policy the model cannot run."""
 
+    def identity(self) -> dict[str, Any]:
+        out = super().identity()
+        if self.weights is not None:
+            # other weights under the same checkpoint name: their vectors must not join the
+            # published checkpoint's space (ingest would skip clips it already holds there)
+            if not self.weights.is_file():
+                raise ModelUnavailableError(f"{self.spec.id}: --weights {self.weights} is not a file")
+            out["weights_sha256"] = hub.sha256(self.weights)
+        return out
+
     # ------------------------------------------------------------ loading
     @property
     def device(self) -> str:
@@ -140,8 +175,12 @@ class TorchEmbeddingModel(EmbeddingModel):
 
     def _load(self) -> None:
         files = self.hub_files()
-        if self.weights is not None and not self.weights.exists():
-            raise ModelUnavailableError(f"{self.spec.id}: --weights {self.weights} does not exist")
+        if self.weights is not None and not self.weights.is_file():
+            raise ModelUnavailableError(f"{self.spec.id}: --weights {self.weights} is not a file")
+        # registry.load skips the availability check for --weights; the packages still need transformers 4.x
+        tf = transformers_below_5()
+        if not tf.usable:
+            raise ModelUnavailableError(f"{self.label}: {tf.reason}")
         found = hub.require(self.label, list(files.values()))
         self._files = {role: found[f] for role, f in files.items()}
         self._revisions = {f.repo_id: hub.snapshot_revision(found[f]) for f in files.values()}
@@ -151,7 +190,11 @@ class TorchEmbeddingModel(EmbeddingModel):
         if self.dtype != "float32" and device == "cpu":
             raise TimbreDBError(f"--dtype {self.dtype} needs a GPU, but --device auto chose the CPU; use float32")
         self._device = device
-        self._load_module()
+        try:
+            self._load_module()
+        except ImportError as exc:
+            # reached with --weights, which skips the availability check, or with a broken install
+            raise ModelUnavailableError(f"{self.label}: {first_line(exc)}; {self.install_hint}") from exc
         ckpt = self._files.get("checkpoint")
         if ckpt is not None:
             self._sha = hub.sha256(ckpt) if ckpt.is_file() else None

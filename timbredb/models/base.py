@@ -290,12 +290,13 @@ class EmbeddingModel(ABC):
         """Model-specific preprocessing facts that change vectors (e.g. int16 quantisation)."""
         return {}
 
+    def identity(self) -> dict[str, Any]:
+        """What the space id hashes: everything that decides the vectors."""
+        return {"model_id": self.spec.id, "checkpoint": self.checkpoint, "policy": self.policy_dict()}
+
     @property
     def space_id(self) -> str:
-        key = json.dumps(
-            {"model_id": self.spec.id, "checkpoint": self.checkpoint, "policy": self.policy_dict()},
-            sort_keys=True,
-        )
+        key = json.dumps(self.identity(), sort_keys=True)
         return hashlib.sha256(key.encode()).hexdigest()[:16]
 
     def space_record(self) -> SpaceRecord:

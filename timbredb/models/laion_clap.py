@@ -32,7 +32,7 @@ from numpy.typing import NDArray
 
 from timbredb.errors import ModelUnavailableError, TimbreDBError, VocabularyError
 from timbredb.models import _compat, hub
-from timbredb.models._torch import TorchEmbeddingModel, checkpoint_availability
+from timbredb.models._torch import UNREADABLE, TorchEmbeddingModel, checkpoint_availability, torch_load, unreadable
 from timbredb.models.base import Availability, ModelSpec, WindowPolicy
 
 REPO = "lukewys/laion_clap"
@@ -84,23 +84,15 @@ def read_state_dict(path: Path) -> tuple[dict[str, Any], bool]:
     Returns:
         (state dict, whether it loaded with weights_only=True).
     """
-    import torch
-
-    def _load(weights_only: bool) -> Any:
-        try:
-            return torch.load(path, map_location="cpu", mmap=True, weights_only=weights_only)
-        except RuntimeError as exc:
-            if "mmap" not in str(exc):
-                raise
-            # files in the legacy (pre-zip) format cannot be memory-mapped
-            return torch.load(path, map_location="cpu", weights_only=weights_only)
-
     try:
-        obj, safe = _load(True), True
-    except pickle.UnpicklingError:
-        # the published .pt files come from the training script, which pickles more
-        # than tensors; the package itself loads them with weights_only=False
-        obj, safe = _load(False), False
+        try:
+            obj, safe = torch_load(path, weights_only=True), True
+        except pickle.UnpicklingError:
+            # the published .pt files come from the training script, which pickles more
+            # than tensors; the package itself loads them with weights_only=False
+            obj, safe = torch_load(path, weights_only=False), False
+    except UNREADABLE as exc:
+        raise unreadable("laion-clap", path, exc) from exc
     state = obj["state_dict"] if isinstance(obj, dict) and "state_dict" in obj else obj
     if not isinstance(state, dict):
         raise ModelUnavailableError(f"{path}: not a LAION-CLAP checkpoint (no state dict inside)")

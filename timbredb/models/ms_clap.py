@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from timbredb.errors import ModelUnavailableError, TimbreDBError, VocabularyError, first_line
 from timbredb.models import _compat, hub
-from timbredb.models._torch import TorchEmbeddingModel, checkpoint_availability
+from timbredb.models._torch import UNREADABLE, TorchEmbeddingModel, checkpoint_availability, torch_load
 from timbredb.models.base import Availability, ModelSpec, WindowPolicy
 
 REPO = "microsoft/msclap"
@@ -110,7 +110,7 @@ class MSClapModel(TorchEmbeddingModel):
 
             try:
                 wrapper = CLAP(model_fp=str(ckpt), version=self.checkpoint, use_cuda=False)
-            except (RuntimeError, KeyError) as exc:
+            except (*UNREADABLE, KeyError, TypeError, IndexError) as exc:
                 raise ModelUnavailableError(
                     f"{self.label}: {ckpt.name} is not an ms-clap {self.checkpoint} checkpoint "
                     f"({first_line(exc)[:200]})"
@@ -124,12 +124,7 @@ class MSClapModel(TorchEmbeddingModel):
 
     def _check_keys(self, ckpt: Path, expected: dict[str, Any]) -> None:
         """The package loads with strict=False; insist the checkpoint covers the model."""
-        import torch
-
-        try:
-            obj = torch.load(ckpt, map_location="cpu", mmap=True, weights_only=True)
-        except RuntimeError:
-            obj = torch.load(ckpt, map_location="cpu", weights_only=True)
+        obj = torch_load(ckpt)  # readable: the package has just loaded it
         state = obj.get("model", obj) if isinstance(obj, dict) else {}
         # batch-norm step counters do not change inference
         missing = sorted(k for k in expected if k not in state and not k.endswith("num_batches_tracked"))

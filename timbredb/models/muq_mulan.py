@@ -33,7 +33,14 @@ from numpy.typing import NDArray
 
 from timbredb.errors import ModelUnavailableError, TimbreDBError, VocabularyError
 from timbredb.models import _compat, hub
-from timbredb.models._torch import TorchEmbeddingModel, transformers_below_5, weights_availability
+from timbredb.models._torch import (
+    UNREADABLE,
+    TorchEmbeddingModel,
+    torch_load,
+    transformers_below_5,
+    unreadable,
+    weights_availability,
+)
 from timbredb.models.base import Availability, ModelSpec, WindowPolicy
 
 REPO = "OpenMuQ/MuQ-MuLan-large"
@@ -79,23 +86,28 @@ def availability(spec: ModelSpec, data_dir: Path | None, checkpoint: str) -> Ava
     return weights_availability(spec.id, list(needed_files(checkpoint).values()))
 
 
-def checkpoint_keys(path: Path) -> set[str]:
-    """Tensor names in a .safetensors or torch checkpoint, without reading the tensors."""
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
+def checkpoint_keys(path: Path, label: str = "muq-mulan") -> set[str]:
+    """Tensor names in a .safetensors or torch checkpoint, without reading the tensors.
 
-        with safe_open(str(path), framework="pt") as f:
-            return set(f.keys())
-    return set(_read_torch(path))
+    Raises:
+        ModelUnavailableError: the file is not a readable checkpoint.
+    """
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return set(f.keys())
+        except (SafetensorError, OSError) as exc:
+            raise unreadable(label, path, exc) from exc
+    try:
+        return set(_read_torch(path))
+    except UNREADABLE as exc:
+        raise unreadable(label, path, exc) from exc
 
 
 def _read_torch(path: Path) -> dict[str, Any]:
-    import torch
-
-    try:
-        obj = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    except RuntimeError:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = torch_load(path)
     return obj.get("state_dict", obj) if isinstance(obj, dict) else {}
 
 
@@ -142,8 +154,10 @@ class MuQMuLanModel(TorchEmbeddingModel):
             else:
                 # a local weights file for the cached architecture
                 model = MuQMuLan(json.loads(self._files["config"].read_text()))
+            # the text tower loads its tokenizer from the hub on first use: load it here, offline
+            tokenizer = model.mulan_module.text.tokenizer
         expected = model.state_dict()
-        missing = sorted(set(expected) - checkpoint_keys(ckpt))
+        missing = sorted(set(expected) - checkpoint_keys(ckpt, self.label))
         if missing:
             raise ModelUnavailableError(
                 f"{self.label}: {ckpt.name} lacks {len(missing)} of the model's {len(expected)} weights "
@@ -163,7 +177,7 @@ class MuQMuLanModel(TorchEmbeddingModel):
             raise TimbreDBError(f"{self.spec.id}: modules still in train mode after eval(): {still[:3]}")
         self._module = model
         text = model.mulan_module.text
-        self._tokenizer = text.tokenizer
+        self._tokenizer = tokenizer
         self.max_tokens = int(text.model.config.max_position_embeddings) - 2
 
     @staticmethod

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from timbredb.errors import ModelUnavailableError, TimbreDBError, VocabularyError
 from timbredb.models import _compat, hub
-from timbredb.models._torch import TorchEmbeddingModel, weights_availability
+from timbredb.models._torch import UNREADABLE, TorchEmbeddingModel, torch_load, unreadable, weights_availability
 from timbredb.models.base import Availability, ModelSpec, WindowPolicy
 
 REPO = "kechenadobe/OpenFLAM"
@@ -67,6 +67,7 @@ class OpenFLAMModel(TorchEmbeddingModel):
     """OpenFLAM global audio and text embeddings (512-d, unit length)."""
 
     provenance_packages = TorchEmbeddingModel.provenance_packages + ("openflam", "lightning", "torchlibrosa")
+    install_hint = INSTALL
 
     def __init__(self, spec: ModelSpec, **kwargs: Any) -> None:
         super().__init__(spec, **kwargs)
@@ -88,8 +89,6 @@ class OpenFLAMModel(TorchEmbeddingModel):
         return needed_files(self.checkpoint, with_checkpoint=self.weights is None)
 
     def _load_module(self) -> None:
-        import torch
-
         with _compat.contained(), _compat.offline():
             _compat.ensure_torch_extras()
             import openflam
@@ -114,7 +113,11 @@ class OpenFLAMModel(TorchEmbeddingModel):
                     cache_dir=str(hub.cache_dir()),
                 )
                 try:
-                    flam.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True))
+                    state = torch_load(self.weights)
+                except UNREADABLE as exc:
+                    raise unreadable(self.label, self.weights, exc) from exc
+                try:
+                    flam.load_state_dict(state)
                 except RuntimeError as exc:
                     raise ModelUnavailableError(f"{self.label}: {self.weights} does not fit OpenFLAM v1-base") from exc
         flam.to(self.torch_device)
