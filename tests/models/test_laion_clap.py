@@ -158,6 +158,7 @@ def test_checkpoints_without_position_ids_load_and_broken_ones_are_refused(
     assert m.checkpoint_sha256 == hub.sha256(plain) != reference.checkpoint_sha256
     # other weights, other space: ingest must not count the published checkpoint's vectors as these
     assert m.space_id != reference.space_id
+    assert m.label == f"laion-clap+weights-{hub.sha256(plain)[:8]}" and reference.label == "laion-clap"
 
     del state["module.audio_projection.0.weight"]
     broken = tmp_path / "broken.pt"

@@ -110,7 +110,9 @@ def test_fetch_with_an_unreachable_hub_fails_fast(
         t0 = time.monotonic()
         with pytest.raises(ModelUnavailableError, match="fetch ms-clap") as err:
             fetch("ms-clap")
-        assert time.monotonic() - t0 < 30
+        # one probe, no retry loop (huggingface_hub alone retries for ~23 s here)
+        assert time.monotonic() - t0 < 5
+        assert "not reachable" in str(err.value)
     assert "\n" not in str(err.value)
 
 

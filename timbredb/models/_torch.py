@@ -164,6 +164,15 @@ class TorchEmbeddingModel(EmbeddingModel):
             out["weights_sha256"] = hub.sha256(self.weights)
         return out
 
+    @property
+    def label(self) -> str:
+        label = super().label
+        if self.weights is not None:
+            # local weights are a space of their own; the label says which file, so queries
+            # never show two rows named like the published checkpoint
+            label += f"+weights-{self.identity()['weights_sha256'][:8]}"
+        return label
+
     # ------------------------------------------------------------ loading
     @property
     def device(self) -> str:

@@ -115,6 +115,22 @@ def snapshot_revision(path: Path) -> str | None:
     return None
 
 
+def _probe(model_name: str, timeout_s: float = 10.0) -> None:
+    """One request, no retries: huggingface_hub retries an unreachable hub with backoff
+    for tens of seconds per file, so fail here first with the fix."""
+    import requests
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(constants.ENDPOINT, timeout=timeout_s, allow_redirects=False)
+    except requests.RequestException as exc:
+        raise ModelUnavailableError(
+            f"{model_name}: {constants.ENDPOINT} is not reachable from here ({first_line(exc)}); "
+            f"run `timbredb models fetch {model_name}` where it is and copy {cache_dir()}, or pass --weights PATH"
+        ) from exc
+
+
 def download(model_name: str, files: Sequence[HubFile]) -> list[Path]:
     """Download files into the hub cache (skipping cached ones).
 
@@ -132,6 +148,8 @@ def download(model_name: str, files: Sequence[HubFile]) -> list[Path]:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
+    if todo:
+        _probe(model_name)
     for f in todo:
         for k, name in enumerate(f.filenames):
             try:
