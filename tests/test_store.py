@@ -84,3 +84,19 @@ def test_read_only_open_upgrades_a_store_from_an_older_timbredb(tmp_path: Path, 
     monkeypatch.setattr(schema, "available_migrations", lambda: all_migrations)
     with Store(path, read_only=True) as store:
         assert {s.status for s in schema.status(store.con)} == {"applied"}
+
+
+def test_spaces_match_label_first_then_bare_model_id(tmp_path: Path) -> None:
+    from timbredb.store import SpaceRecord
+
+    def rec(space_id: str, label: str) -> SpaceRecord:
+        return SpaceRecord(space_id, label, "ms-clap", "CLAP", label, None, {}, 1024, 44100, "cosine", ("audio", "text"))
+
+    with Store(tmp_path / "s.duckdb") as store:
+        store.ensure_space(rec("a1", "ms-clap@2022"))
+        assert [s.label for s in store.spaces("ms-clap")] == ["ms-clap@2022"]  # only a non-default space
+        store.ensure_space(rec("b2", "ms-clap"))
+        assert [s.label for s in store.spaces("ms-clap")] == ["ms-clap"]  # the exact label wins
+        assert [s.label for s in store.spaces("ms-clap@2022")] == ["ms-clap@2022"]
+        assert [s.space_id for s in store.spaces("a1")] == ["a1"]
+        assert store.spaces("nothing") == [] and len(store.spaces()) == 2

@@ -284,24 +284,17 @@ class Store:
 
     def spaces(self, model: str | None = None) -> list[SpaceRecord]:
         """Stored spaces, optionally those whose label, model id or space id equals ``model``."""
-        sql = (
+        columns = (
             "SELECT space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy, dim, "
             "sample_rate, similarity, modalities FROM spaces"
         )
-        params: list[Any] = []
-        if model is not None:
-            sql += " WHERE label = ? OR space_id = ? OR (model_id = ? AND label = model_id)"
-            params = [model, model, model]
-        sql += " ORDER BY label"
-        rows = self.con.execute(sql, params).fetchall()
-        if model is not None and not rows:
-            # A bare model id also matches its non-default spaces.
-            rows = self.con.execute(
-                sql.replace(
-                    "WHERE label = ? OR space_id = ? OR (model_id = ? AND label = model_id)", "WHERE model_id = ?"
-                ),
-                [model],
-            ).fetchall()
+        if model is None:
+            rows = self.con.execute(f"{columns} ORDER BY label").fetchall()
+        else:
+            rows = self.con.execute(f"{columns} WHERE label = ? OR space_id = ? ORDER BY label", [model, model]).fetchall()
+            if not rows:
+                # a bare model id also matches its non-default spaces (other checkpoints, policies, weights)
+                rows = self.con.execute(f"{columns} WHERE model_id = ? ORDER BY label", [model]).fetchall()
         return [
             SpaceRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8], r[9], tuple(r[10]))
             for r in rows
