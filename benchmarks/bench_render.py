@@ -28,8 +28,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from timbredb import dsp  # noqa: E402
+from timbredb.datasets.audealize import load_eq_curves, load_reverb_settings, normalise_curve  # noqa: E402
+from timbredb.dsp import EQ_CENTRES_HZ, EQ_Q  # noqa: E402
 from timbredb.errors import DatasetError  # noqa: E402
-from timbredb.datasets.audealize import EQ_CENTRES_HZ, EQ_Q, load_eq_curves, load_reverb_settings, normalise_curve  # noqa: E402
 
 SR = 44100
 

@@ -1,5 +1,6 @@
 -- name: exp1_coverage
 -- params: {}
+-- columns: model, space_id, template, n_instruments, n_descriptors, n_pairs
 -- What Experiment 1 can use: per embedding space and prompt template, how many
 -- CCMusic instruments and descriptors have a similarity.
 -- Columns: model (space label), space_id, template, n_instruments (instruments with

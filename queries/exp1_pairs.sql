@@ -1,5 +1,6 @@
 -- name: exp1_pairs
 -- params: {"template": "{}", "space_ids": null}
+-- columns: model, space_id, instrument, split, descriptor, template, prompt, similarity, rating
 -- Experiment 1 input: one row per embedding space x CCMusic instrument x descriptor
 -- for one prompt template ($template, '{}' = the bare word), optionally only the
 -- spaces in $space_ids (a list of space ids; null = every space).

@@ -1,5 +1,6 @@
 -- name: exp1_ratings
 -- params: {}
+-- columns: instrument, split, descriptor, column_name, rating, clip_sha256
 -- The stored CCMusic ratings, one row per instrument x descriptor.
 -- Columns: instrument, split ('chinese' | 'western'), descriptor (historical name),
 -- column_name (the dataset column it was read from: historical or current hub name),

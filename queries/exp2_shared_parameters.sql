@@ -1,5 +1,6 @@
 -- name: exp2_shared_parameters
 -- params: {}
+-- columns: effect, n_words, descriptors, parameters
 -- Groups of descriptor words whose stored effect parameters are identical (several
 -- Audealize reverb words share one parameter set, so at any strength their variants
 -- are the same audio). Columns: effect ('eq' | 'reverb'), n_words, descriptors

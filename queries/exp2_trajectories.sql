@@ -1,5 +1,6 @@
 -- name: exp2_trajectories
 -- params: {"models": null, "template": "a {} sound", "renderer": null}
+-- columns: model, effect, source, descriptor, template, prompt, strength, original_cosine, variant_cosine, delta, origin, renderer_version
 -- Experiment 2 input: the points of every trajectory (model x effect x source x
 -- descriptor) for one prompt template ($template), optionally only the models in
 -- $models (a list of space labels / imported model names; null = every model),

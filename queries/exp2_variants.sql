@@ -1,5 +1,6 @@
 -- name: exp2_variants
 -- params: {"renderer": null}
+-- columns: source, source_kind, effect, descriptor, strength, renderer_version, clip_sha256, duration_s, tail_s, params, n_models
 -- Every rendered Experiment 2 variant with its source, optionally from one renderer
 -- version ($renderer; null = all). Columns: source (label), source_kind ('dataset' |
 -- 'mixture' | 'user'), effect ('original' | 'eq' | 'reverb'), descriptor ('' for the

@@ -1,8 +1,9 @@
 -- name: exp3_coverage
--- params: {"model": null}
+-- params: {"space_ids": null}
+-- columns: model, model_id, space_id, dataset, n_stimuli, n_embedded, complete
 -- Which embedding spaces have vectors for every stimulus of each stored study
 -- (exp3 evaluates a model only on the studies it covers completely).
--- model: a space label, model id or space id; null = every space.
+-- space_ids: the spaces to consider (resolved from --model by timbredb.spaces.match); null = every space.
 -- Columns: model (space label, what --model accepts); model_id; space_id; dataset;
 -- n_stimuli (N of the study); n_embedded (stimuli with a vector in the space);
 -- complete (n_embedded = n_stimuli).
@@ -18,6 +19,6 @@ CROSS JOIN dissimilarity_datasets d
 JOIN dissimilarity_stimuli s ON s.dataset = d.dataset
 LEFT JOIN audio_embeddings e ON e.space_id = sp.space_id AND e.clip_sha256 = s.clip_sha256
 WHERE list_contains(sp.modalities, 'audio')
-  AND ($model IS NULL OR sp.label = $model OR sp.model_id = $model OR sp.space_id = $model)
+  AND ($space_ids IS NULL OR list_contains($space_ids, sp.space_id))
 GROUP BY sp.label, sp.model_id, sp.space_id, d.dataset, d.n_stimuli
 ORDER BY sp.label, d.dataset;

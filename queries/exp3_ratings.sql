@@ -1,5 +1,6 @@
 -- name: exp3_ratings
 -- params: {"dataset": null}
+-- columns: dataset, i, j, dissimilarity
 -- The human dissimilarity matrices: one row per stimulus pair i < j of a study
 -- (the strict upper triangle that timbremetrics uses).
 -- dataset: the study; null = every study.

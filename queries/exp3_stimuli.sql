@@ -1,5 +1,6 @@
 -- name: exp3_stimuli
 -- params: {"dataset": null}
+-- columns: dataset, stimulus_index, file, clip_sha256, n_stimuli
 -- The stimuli of the stored timbre-dissimilarity studies, in matrix order.
 -- dataset: the study (folder under timbremetrics/sounds); null = every study.
 -- Columns: dataset; stimulus_index (0-based, = matrix row/column, sorted file-name order);

@@ -15,12 +15,56 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The real data (../shared/data, or $TIMBREDB_DATA_DIR)."""
-    path = Path(os.environ.get("TIMBREDB_DATA_DIR", REPO.parent / "shared" / "data"))
+def real_data_dir() -> Path:
+    """The real data (../shared/data, or $TIMBREDB_DATA_DIR), absolute; tests that need it skip without it."""
+    path = Path(os.environ.get("TIMBREDB_DATA_DIR", REPO.parent / "shared" / "data")).absolute()
     if not (path / "audealize").is_dir():
         pytest.skip(f"real data not found at {path}")
     return path
+
+
+@pytest.fixture(scope="session")
+def synth_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir synthesized from physics (tests/synthetic_data.py): core tests need nothing on disk."""
+    from tests.synthetic_data import write_data_dir
+
+    return write_data_dir(tmp_path_factory.mktemp("synth-data"))
+
+
+@pytest.fixture(scope="session")
+def data_dir(real_data_dir: Path) -> Path:
+    """The data dir a test module runs against: the real data here; core modules override it with
+    ``synth_data_dir`` so they run on a machine without ../shared/data."""
+    return real_data_dir
+
+
+@pytest.fixture(scope="session")
+def filled_db(tmp_path_factory: pytest.TempPathFactory, synth_data_dir: Path) -> Path:
+    """A store holding every dataset (synthesized CCMusic, Audealize, timbremetrics) embedded by both
+    baselines. Session-wide and shared: open it read-only, or copy it (``copy_store``) to change it."""
+    from tests.ccmusic_fixture import make_instruments, write_local
+    from timbredb.ingest import IngestOptions, run_ingest
+
+    root = tmp_path_factory.mktemp("filled")
+    data = root / "data"
+    data.mkdir()
+    for name in ("audealize", "timbremetrics"):
+        (data / name).symlink_to(synth_data_dir / name, target_is_directory=True)
+    write_local(data, make_instruments(n_chinese=4, n_western=3, seconds=0.5))
+    db = root / "filled.duckdb"
+    options = IngestOptions(models=["mfcc", "socialfx-eq"], words="bright,warm,hall,church", strengths="0.5,1.0",
+                            length_s=1.0)
+    summary = run_ingest(db, data, [], options)
+    assert not summary.errors, summary.errors
+    return db
+
+
+def copy_store(src: Path, dest: Path) -> Path:
+    """A private copy of a store file (its FAISS folder is not copied: indexes rebuild)."""
+    import shutil
+
+    shutil.copyfile(src, dest)
+    return dest
 
 
 def db_rows(db: Path, sql: str) -> list[tuple]:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 
 from timbredb.cli import cli
 
@@ -22,6 +23,12 @@ def _commands(group: click.Group, prefix: str = "") -> list[tuple[str, click.Com
         if isinstance(cmd, click.Group):
             out.extend(_commands(cmd, full + " "))
     return out
+
+
+@pytest.fixture(scope="session")
+def data_dir(synth_data_dir: Path) -> Path:
+    """Core tests run on synthesized data (no ../shared/data needed)."""
+    return synth_data_dir
 
 
 def test_every_command_has_help_and_is_in_the_readme() -> None:
@@ -76,3 +83,49 @@ def test_help_models_list_and_sql_do_not_import_torch(tmp_path: Path, data_dir: 
 def test_python_dash_m_and_version() -> None:
     out = subprocess.run([sys.executable, "-m", "timbredb", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("timbredb, version")
+
+
+def _readme_commands() -> dict[str, str]:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("readme_commands", REPO / ".ci" / "readme_commands.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.commands(README)  # type: ignore[no-any-return]
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_the_readme_opens_with_the_main_job_and_the_test_command() -> None:
+    cmds = _readme_commands()
+    for which in ("main", "tests"):
+        # a newcomer copies these on a fresh machine: each makes the venv and installs everything
+        assert cmds[which].startswith("python3 -m venv .venv && . .venv/bin/activate && pip install 'torch==2.13.0'")
+    assert "timbredb ingest" in cmds["main"] and "timbredb report" in cmds["main"]
+    assert "HF_HUB_OFFLINE=1" in cmds["tests"] and "python -m pytest" in cmds["tests"]
+    # the data dir is given relative to the checkout, as a newcomer has it
+    assert "TIMBREDB_DATA_DIR=../shared/data" in cmds["tests"]
+
+
+def test_ci_runs_the_readme_test_command_character_for_character() -> None:
+    run = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert "tests_command=$(python3 .ci/readme_commands.py tests)" in run
+    assert 'bash -euo pipefail -c "$tests_command"' in run
+    # and nothing else runs pytest behind the README's back
+    assert run.count("pytest") == 0
+    assert "ruff check" in run and "mypy timbredb" in run
+
+
+def test_the_public_api_is_lazy_and_imports_no_torch() -> None:
+    code = (
+        "import sys, json, timbredb\n"
+        "before = sorted(m for m in sys.modules if m.split('.')[0] in {'duckdb', 'polars', 'torch'})\n"
+        "names = [n for n in timbredb.__all__ if n != '__version__']\n"
+        "objs = [getattr(timbredb, n) for n in names]\n"
+        "after = sorted(m for m in sys.modules if m.split('.')[0] == 'torch')\n"
+        "print(json.dumps({'before': before, 'torch_after': after, 'n': len(objs)}))\n"
+    )
+    out = json.loads(_python(code))
+    assert out["before"] == [] and out["torch_after"] == [] and out["n"] >= 10

@@ -9,7 +9,7 @@ import pytest
 
 from tests.synth import SR, noise
 from timbredb import dsp
-from timbredb.datasets.audealize import EQ_CENTRES_HZ
+from timbredb.dsp import EQ_CENTRES_HZ
 
 
 def _sine(freq_hz: float, seconds: float = 1.0, sr: int = SR) -> np.ndarray:
@@ -162,3 +162,99 @@ def test_rendering_is_bit_identical_on_rerun() -> None:
     curve = np.sin(np.linspace(0, 3, len(EQ_CENTRES_HZ)))
     assert np.array_equal(dsp.render_eq(x, SR, curve, 0.8), dsp.render_eq(x, SR, curve, 0.8))
     assert np.array_equal(dsp.render_reverb(x, SR, HALL, 0.4), dsp.render_reverb(x, SR, HALL, 0.4))
+
+
+# ---------------------------------------------------------------- every sample rate, mono and stereo
+RATES = (22050, 44100, 48000)
+
+
+def _stereo(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return np.stack([x, y], axis=1)
+
+
+@pytest.mark.parametrize("sr", RATES)
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("band", [8, 20, 30])
+def test_band_boost_measures_its_gain_at_every_rate_and_channel(sr: int, channels: int, band: int) -> None:
+    f0 = EQ_CENTRES_HZ[band]
+    assert f0 < sr / 2
+    gains = np.zeros(len(EQ_CENTRES_HZ))
+    gains[band] = 5.0
+    tone = _sine(f0, 2.0, sr)
+    x = tone if channels == 1 else _stereo(tone, 0.5 * tone)
+    y = dsp.apply_eq(x, sr, gains)
+    assert y.shape == (tone.shape[0], channels) and y.dtype == np.float32
+    steady = slice(sr, 2 * sr)
+    for c in range(channels):
+        ref = tone if c == 0 else 0.5 * tone
+        assert _rms_db(y[steady, c]) - _rms_db(ref[steady]) == pytest.approx(5.0, abs=0.5), (sr, c)
+
+
+@pytest.mark.parametrize("sr", RATES)
+def test_bands_at_or_above_nyquist_are_left_out(sr: int) -> None:
+    board = dsp.eq_board(np.ones(len(EQ_CENTRES_HZ)), sr)
+    assert len(board) == sum(1 for f in EQ_CENTRES_HZ if f < sr / 2)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("sr", RATES)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_reverb_decay_and_wet_dry_at_every_rate_and_channel(sr: int, channels: int) -> None:
+    params = dsp.ReverbParams(d=0.05, g=0.8, m=0.002, f=20000.0, E=1.0)
+    impulse = np.zeros(int(1.5 * sr), dtype=np.float32)
+    impulse[0] = 1.0
+    x = impulse if channels == 1 else _stereo(impulse, impulse)
+    h = dsp.apply_reverb(x, sr, params, 1.0)
+    assert h.shape == (impulse.shape[0], 2)
+    t = params.reverberation_time_s
+
+    def energy_db(sig: np.ndarray, a: float, b: float) -> float:
+        seg = sig[int(a * sr) : int(b * sr)].astype(np.float64)
+        return 10 * math.log10(float(np.mean(seg**2)) + 1e-30)
+
+    for c in range(2):
+        drop = energy_db(h[:, c], 0.1, 0.1 + t / 6) - energy_db(h[:, c], 0.1 + t / 2, 0.1 + t / 2 + t / 6)
+        assert drop == pytest.approx(30.0, abs=6.0), (sr, channels, c)
+    # the comb delays are primes at this very rate
+    design = dsp.reverb_design(params, sr, 1.0)
+    assert design.comb_delays[0] == dsp.prev_prime(params.d * sr)
+    # strength 0 is the input on both channels, exactly
+    dry = dsp.apply_reverb(x, sr, params, 0.0)
+    expected = _stereo(impulse, impulse)
+    assert np.array_equal(dry, expected)
+
+
+def _digest(x: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(x, dtype="<f4").tobytes()).hexdigest()[:16]
+
+
+#: sha256 prefixes of renders of fixed seeded noise, per renderer version: a change of rendered
+#: samples must come with a new dsp.RENDERER_VERSION (stored variants are keyed by it), and a
+#: new version records its digests here.
+GOLDEN: dict[str, dict[tuple[str, int, int], str]] = {
+    "timbredb-dsp/1": {
+        ("eq", 22050, 1): "f43fcb28ff58847d", ("reverb", 22050, 1): "6a437a486a7301e8",
+        ("eq", 22050, 2): "8048f570eb98715f", ("reverb", 22050, 2): "fc72932b4728885f",
+        ("eq", 44100, 1): "8f3b36b442f183f9", ("reverb", 44100, 1): "fc7a8ac00fb827a2",
+        ("eq", 44100, 2): "0c318de761eaa822", ("reverb", 44100, 2): "0c03fb2f4ba5f7d5",
+        ("eq", 48000, 1): "22c79f63c4b5f58e", ("reverb", 48000, 1): "1c4acdb5bb9f0bc0",
+        ("eq", 48000, 2): "091d9aa42323b5fd", ("reverb", 48000, 2): "e84423f72402853d",
+    },
+}
+
+
+@pytest.mark.parametrize("effect", ["eq", "reverb"])
+@pytest.mark.parametrize("sr", RATES)
+@pytest.mark.parametrize("channels", [1, 2])
+def test_golden_digest_of_the_renderer_version(effect: str, sr: int, channels: int) -> None:
+    assert dsp.RENDERER_VERSION in GOLDEN, (
+        f"renderer {dsp.RENDERER_VERSION} has no golden digests: record them in tests/test_dsp.py"
+    )
+    a, b = noise(0.5, sr, seed=1), noise(0.5, sr, seed=2)
+    x = a if channels == 1 else _stereo(a, b)
+    curve = np.sin(np.linspace(0, 3, len(EQ_CENTRES_HZ)))
+    y = dsp.render_eq(x, sr, curve, 0.8) if effect == "eq" else dsp.render_reverb(x, sr, HALL, 0.6)
+    assert _digest(y) == GOLDEN[dsp.RENDERER_VERSION][(effect, sr, channels)], (
+        "rendered samples changed without a new dsp.RENDERER_VERSION"
+    )

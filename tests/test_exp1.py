@@ -30,8 +30,9 @@ from timbredb import queries
 from timbredb.analysis.exp1 import analyse_pairs, run_exp1
 from timbredb.datasets import ccmusic
 from timbredb.errors import AnalysisError, DatasetError
-from timbredb.ingest import Ingestor
-from timbredb.store import SpaceRecord, Store
+from timbredb.ingest import IngestOptions, Ingestor
+from timbredb.spaces import SpaceRecord
+from timbredb.store import Store
 from timbredb.vocabularies import CCMUSIC
 
 DESCRIPTOR_KEYS = ["model", "descriptor", "split", "n", "pearson_r", "spearman_rho", "ci_low", "ci_high", "p_value", "q_value"]
@@ -56,11 +57,11 @@ def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-def _ingest(db: Path, root: Path, options: dict | None = None) -> dict:
+def _ingest(db: Path, root: Path, options: IngestOptions | None = None) -> dict:
     """ccmusic ingest without models (ratings and clips only): fast."""
     with Store(db) as store:
         ing = Ingestor(store, [])
-        result = ccmusic.ingest(ing, root, options or {})
+        result = ccmusic.ingest(ing, root, options or IngestOptions())
         ing.finish()
     return result
 
@@ -475,7 +476,7 @@ def test_undecodable_recording_is_left_out_and_reported(tmp_path: Path, instrume
     (folder / "audio" / "ch_01.wav").write_bytes(b"not audio at all")
     with Store(tmp_path / "s.duckdb") as store:
         ing = Ingestor(store, [])
-        result = ccmusic.ingest(ing, tmp_path, {})
+        result = ccmusic.ingest(ing, tmp_path, IngestOptions())
         assert result["instruments"] == 15 and result["skipped_instruments"] == ["ch_01"]
         assert len(ing.summary.errors) == 1 and "ch_01.wav" in ing.summary.errors[0]["path"]
         assert "ch_01" not in store.frame("SELECT instrument FROM instruments")["instrument"].to_list()

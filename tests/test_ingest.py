@@ -38,6 +38,12 @@ def _ingest_json(cli: CLI, *args: str, ok: bool = True) -> dict:
     return json.loads(result.stdout)
 
 
+@pytest.fixture(scope="session")
+def data_dir(synth_data_dir: Path) -> Path:
+    """Core tests run on synthesized data (no ../shared/data needed)."""
+    return synth_data_dir
+
+
 def test_ingest_stores_clips_embeddings_and_provenance(cli: CLI, audio_dir: Path, db: Path) -> None:
     summary = _ingest_json(cli, str(audio_dir), "--models", "mfcc,socialfx-eq")
     assert summary["clips_added"] == 5
@@ -63,7 +69,7 @@ def test_reingest_computes_nothing(cli: CLI, audio_dir: Path, db: Path, monkeypa
     _ingest_json(cli, str(audio_dir), "--models", "mfcc,socialfx-eq")
     before = db_rows(db, "SELECT count(*) FROM audio_embeddings")
 
-    import timbredb.ingest as ingest_mod
+    import timbredb.ingest.ingestor as ingest_mod
     from timbredb.models.mfcc import MFCCModel
 
     def fail(*a: object, **k: object) -> None:

@@ -10,7 +10,8 @@ import pytest
 
 from tests.synth import SR, harmonic_tone, lowpassed, noise
 from timbredb.audio import from_array
-from timbredb.datasets.audealize import EQ_CENTRES_HZ, EQ_Q, normalise_curve
+from timbredb.datasets.audealize import normalise_curve
+from timbredb.dsp import EQ_CENTRES_HZ, EQ_Q
 from timbredb.errors import AudioError, ModelUnavailableError
 from timbredb.models import WindowPolicy, availability, load, specs
 from timbredb.models.mfcc import mfcc_frames

@@ -16,8 +16,10 @@ import pytest
 
 from tests.conftest import CLI
 from tests.synth import harmonic_tone, write
-from timbredb.report import Counterparts, build_report, compare, load_published
-from timbredb.store import SpaceRecord, Store
+from timbredb.report import build_report
+from timbredb.report.published import Counterparts, compare, load_published
+from timbredb.spaces import SpaceRecord
+from timbredb.store import Store
 from timbredb.vocabularies import CCMUSIC
 
 TM_DATASETS = ("Iverson1993_Onset", "Patil2012_A3")  # the two smallest local timbremetrics studies
@@ -185,7 +187,7 @@ def test_report_on_a_filled_store_has_every_figure_and_table(filled: tuple[Path,
     text = path.read_text(encoding="utf-8")
     assert str(db.resolve()) in text  # provenance: the store
     with Store(db, read_only=True) as store:
-        sha = store.scalar("SELECT checkpoint_sha256 FROM spaces WHERE model_id = 'socialfx-eq'")
+        sha = store.frame("SELECT checkpoint_sha256 FROM spaces WHERE model_id = 'socialfx-eq'").item()
     assert sha and sha in text  # provenance: the checkpoint hash of the data-built baseline
     assert "numpy" in text and "cpu" in text  # package versions and device from the batches
 
@@ -198,7 +200,7 @@ def test_local_mfcc_is_compared_with_the_published_timbremetrics_reference(
     db, root = filled
     with Store(db, read_only=True) as store:
         path = build_report(store, tmp_path / "out", data_dir=root, n_bootstrap=0, n_permutations=0)
-        local = run_exp3(store, model="mfcc", n_bootstrap=0)
+        local = run_exp3(store, model="mfcc", n_bootstrap=0)["metrics"]
     cmp = pl.read_csv(path.parent / "tables" / "exp3_vs_published.csv")
     row = cmp.filter((pl.col("model") == "mfcc") & (pl.col("distance") == "cosine") & (pl.col("metric") == "spearman"))
     assert row.height == 1

@@ -20,6 +20,12 @@ def filled(cli: CLI, tmp_path: Path) -> CLI:
     return cli
 
 
+@pytest.fixture(scope="session")
+def data_dir(synth_data_dir: Path) -> Path:
+    """Core tests run on synthesized data (no ../shared/data needed)."""
+    return synth_data_dir
+
+
 def test_select_in_every_format(filled: CLI, tmp_path: Path) -> None:
     q = "SELECT model, count(*) AS n FROM audio_vectors GROUP BY model ORDER BY model"
     table = filled("sql", q).stdout

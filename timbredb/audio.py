@@ -126,11 +126,15 @@ def from_array(pcm: NDArray[np.floating], sample_rate: int, source: str) -> Audi
     )
 
 
-def decode(path: str | os.PathLike[str]) -> Audio:
-    """Decode an audio file to mono float32 at its own sample rate.
+def read_pcm(path: str | os.PathLike[str]) -> tuple[NDArray[np.float32], int]:
+    """Decode a file to float32 (frames, channels) PCM at its own sample rate, channels as stored.
+
+    The one decoder of timbredb: files, effect sources and hub recordings all come
+    through here (or ``read_pcm_bytes``). libsndfile first; formats it does not know
+    (some MP3/AIFF variants) go to pedalboard.
 
     Raises:
-        AudioError: unreadable, empty, zero channels, non-finite or all-zero samples.
+        AudioError: missing, a folder, or unreadable (truncated, corrupt, unknown format).
     """
     import soundfile as sf
 
@@ -149,7 +153,36 @@ def decode(path: str | os.PathLike[str]) -> Audio:
             # a container libsndfile knows but cannot decode (truncated, corrupt): report it
             raise AudioError(p, f"unreadable audio ({_reason(exc)})") from exc
         pcm, sample_rate = _decode_with_pedalboard(p, exc)
-    return from_array(pcm, int(sample_rate), p)
+    return np.ascontiguousarray(pcm, dtype=np.float32), int(sample_rate)
+
+
+def read_pcm_bytes(data: bytes, source: str) -> tuple[NDArray[np.float32], int]:
+    """``read_pcm`` for an encoded file held in memory (hub rows, uploads)."""
+    import io
+
+    import soundfile as sf
+
+    try:
+        pcm, sample_rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise AudioError(source, f"unreadable audio ({_reason(exc)})") from exc
+    return np.ascontiguousarray(pcm, dtype=np.float32), int(sample_rate)
+
+
+def decode(path: str | os.PathLike[str]) -> Audio:
+    """Decode an audio file to mono float32 at its own sample rate.
+
+    Raises:
+        AudioError: unreadable, empty, zero channels, non-finite or all-zero samples.
+    """
+    pcm, sample_rate = read_pcm(path)
+    return from_array(pcm, sample_rate, str(path))
+
+
+def decode_bytes(data: bytes, source: str) -> Audio:
+    """``decode`` for an encoded file held in memory."""
+    pcm, sample_rate = read_pcm_bytes(data, source)
+    return from_array(pcm, sample_rate, source)
 
 
 def _decode_with_pedalboard(path: str, first_error: Exception) -> tuple[NDArray[np.float32], int]:

@@ -1,4 +1,9 @@
-"""`timbredb check`: migrations, referential and vector integrity, FAISS staleness."""
+"""`timbredb check`: migrations, referential and vector integrity, FAISS staleness.
+
+Without ``--dry-run`` it is the one command that upgrades a store written by an
+older timbredb (every other command says to run it) and that repairs stale
+FAISS indexes; with ``--dry-run`` it writes nothing.
+"""
 
 from __future__ import annotations
 
@@ -8,37 +13,32 @@ from pathlib import Path
 import polars as pl
 
 from timbredb import schema
+from timbredb.datasets.registry import DATASETS
 from timbredb.index import check_indexes
-from timbredb.store import Store, connect
+from timbredb.store import Store, connect, not_timbredb
 
-#: (name, SQL counting offending rows)
-INTEGRITY_CHECKS: tuple[tuple[str, str], ...] = (
-    ("audio vectors whose length differs from their space's dim",
-     "SELECT count(*) FROM audio_embeddings e JOIN spaces s USING (space_id) WHERE len(e.embedding) <> s.dim"),
-    ("text vectors whose length differs from their space's dim",
-     "SELECT count(*) FROM text_embeddings e JOIN spaces s USING (space_id) WHERE len(e.embedding) <> s.dim"),
-    ("vectors with NaN or infinite values",
-     "SELECT (SELECT count(*) FROM audio_embeddings WHERE len(list_filter(embedding, lambda x: isnan(x) OR isinf(x))) > 0)"
-     " + (SELECT count(*) FROM text_embeddings WHERE len(list_filter(embedding, lambda x: isnan(x) OR isinf(x))) > 0)"),
-    ("audio vectors of clips that are not stored",
-     "SELECT count(*) FROM audio_embeddings e ANTI JOIN clips c USING (clip_sha256)"),
-    ("vectors of spaces that are not stored",
-     "SELECT (SELECT count(*) FROM audio_embeddings e ANTI JOIN spaces s USING (space_id))"
-     " + (SELECT count(*) FROM text_embeddings e ANTI JOIN spaces s USING (space_id))"),
-    ("vectors whose batch (provenance) is not stored",
-     "SELECT (SELECT count(*) FROM audio_embeddings e ANTI JOIN embedding_batches b USING (batch_id))"
-     " + (SELECT count(*) FROM text_embeddings e ANTI JOIN embedding_batches b USING (batch_id))"),
-    ("text vectors of unknown prompts",
-     "SELECT count(*) FROM text_embeddings t ANTI JOIN prompts p ON p.prompt = t.prompt"),
-    ("files pointing at clips that are not stored",
-     "SELECT count(*) FROM clip_files f ANTI JOIN clips c USING (clip_sha256)"),
-    ("ccmusic instruments whose recording is not stored",
-     "SELECT count(*) FROM instruments i ANTI JOIN clips c USING (clip_sha256)"),
-    ("timbremetrics stimuli whose audio is not stored",
-     "SELECT count(*) FROM dissimilarity_stimuli d ANTI JOIN clips c USING (clip_sha256)"),
-    ("exp2 variants whose rendered audio is not stored",
-     "SELECT count(*) FROM variants v ANTI JOIN clips c USING (clip_sha256)"),
+#: (what the offending rows are, the statement in timbredb/statements/check.sql that counts them)
+CORE_CHECKS: tuple[tuple[str, str], ...] = (
+    ("audio vectors whose length differs from their space's dim", "check_audio_dim"),
+    ("text vectors whose length differs from their space's dim", "check_text_dim"),
+    ("vectors with NaN or infinite values", "check_non_finite"),
+    ("audio vectors of clips that are not stored", "check_audio_orphans"),
+    ("vectors of spaces that are not stored", "check_space_orphans"),
+    ("vectors whose batch (provenance) is not stored", "check_batch_orphans"),
+    ("text vectors of unknown prompts", "check_prompt_orphans"),
+    ("files pointing at clips that are not stored", "check_file_orphans"),
 )
+
+
+def integrity_checks() -> tuple[tuple[str, str], ...]:
+    """The core checks, then each registered dataset's own."""
+    return CORE_CHECKS + tuple(c for d in DATASETS for c in d.integrity)
+
+
+def _empty_indexes() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={"index_name": pl.String, "space_id": pl.String, "kind": pl.String, "n_rows": pl.Int64, "state": pl.String}
+    )
 
 
 def run_check(db_path: Path, dry_run: bool = False) -> tuple[dict[str, pl.DataFrame], bool]:
@@ -54,6 +54,8 @@ def run_check(db_path: Path, dry_run: bool = False) -> tuple[dict[str, pl.DataFr
             return {"migrations": pl.DataFrame(migs)}, True
         con = connect(db_path, read_only=True)
         try:
+            if not schema.has_ledger(con) and not schema.is_empty(con):
+                raise not_timbredb(db_path)
             migs = [asdict(s) for s in schema.status(con)]
         finally:
             con.close()
@@ -61,14 +63,13 @@ def run_check(db_path: Path, dry_run: bool = False) -> tuple[dict[str, pl.DataFr
             return {"migrations": pl.DataFrame(migs)}, all(m["status"] in ("applied", "pending") for m in migs)
         store = Store(db_path, read_only=True)
     else:
-        store = Store(db_path)  # applies pending migrations; raises on edited ones
+        store = Store(db_path, upgrade=True)  # applies pending migrations; raises on edited ones
     with store:
-        migs = [asdict(s) for s in schema.status(store.con)]
-        rows = [{"check": name, "offending_rows": int(store.scalar(sql))} for name, sql in INTEGRITY_CHECKS]
-        indexes = [asdict(s) for s in check_indexes(store, repair=not dry_run)]
+        migs = [asdict(s) for s in store.migration_status()]
+        rows = [{"check": name, "offending_rows": store.count(stmt)} for name, stmt in integrity_checks()]
+        ok = all(r["offending_rows"] == 0 for r in rows)
+        # indexes are rebuilt from the vectors: never from vectors that failed a check
+        indexes = [asdict(s) for s in check_indexes(store, repair=ok and not dry_run)]
     integrity = pl.DataFrame(rows)
-    ok = bool((integrity["offending_rows"] == 0).all())
-    idx = pl.DataFrame(indexes) if indexes else pl.DataFrame(
-        schema={"index_name": pl.String, "space_id": pl.String, "kind": pl.String, "n_rows": pl.Int64, "state": pl.String}
-    )
+    idx = pl.DataFrame(indexes) if indexes else _empty_indexes()
     return {"migrations": pl.DataFrame(migs), "integrity": integrity, "indexes": idx}, ok

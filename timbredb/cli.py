@@ -179,7 +179,7 @@ def ingest(obj: Ctx, targets: tuple[str, ...], model_names: str | None, batch_si
     files/folders; none means every dataset. Re-running computes only what is
     missing; a killed run resumes without duplicates.
     """
-    from timbredb.pipeline import IngestOptions, run_ingest
+    from timbredb.ingest import IngestOptions, run_ingest
 
     options = IngestOptions(
         models=_split_models(model_names), batch_size=batch_size, device=device, dtype=dtype, weights=weights,
@@ -204,58 +204,52 @@ def query() -> None:
     """Run an experiment's analysis on what the store holds."""
 
 
-@query.command("exp1")
-@click.option("--model", default=None, help="Only this model (id or label); default every model with results.")
-@click.option("--prompt", "template", default="{}", show_default=True, help="Prompt template whose text embeddings to use.")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True, help="Bootstrap resamples for CIs.")
-@click.option("--permutations", type=click.IntRange(min=0), default=1000, show_default=True, help="Permutations for p-values.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and permutations.")
-@click.option("--format", "fmt", type=FORMATS_QUERY, default="table", show_default=True, help="Output format.")
-@click.pass_obj
-def query_exp1(obj: Ctx, model: str | None, template: str, bootstrap: int, permutations: int, seed: int, fmt: str) -> None:
-    """Experiment 1: audio-descriptor similarity vs human timbre ratings (CCMusic)."""
-    from timbredb.analysis.exp1 import run_exp1
-    from timbredb.store import Store
-
-    with Store(obj.db, read_only=True) as store:
-        result = run_exp1(store, model=model, template=template, n_bootstrap=bootstrap,
-                          n_permutations=permutations, seed=seed)
-    _emit(result, fmt)
+def _click_option(opt: Any) -> Any:
+    """A click option from a registry Option (the registry itself knows nothing of click)."""
+    if opt.kind == "flag":
+        return click.option(opt.flag, opt.name, is_flag=True, default=bool(opt.default), help=opt.help)
+    types = {"int": int, "float": float, "str": str}
+    kind: Any = types[opt.kind]
+    if opt.minimum is not None and opt.kind == "int":
+        kind = click.IntRange(min=int(opt.minimum))
+    elif opt.minimum is not None and opt.kind == "float":
+        kind = click.FloatRange(min=float(opt.minimum))
+    return click.option(opt.flag, opt.name, type=kind, default=opt.default, show_default=opt.default is not None,
+                        metavar=opt.metavar, help=opt.help)
 
 
-@query.command("exp2")
-@click.option("--model", default=None, help="Only this model (id or label); default every model with results.")
-@click.option("--detail", is_flag=True, help="Also list every trajectory.")
-@click.option("--prompt", "template", default="a {} sound", show_default=True, help="Prompt template of the target texts.")
-@click.option("--renderer", default=None, help="Renderer version of the variants (default: the one the latest ingest used).")
-@click.option("--study-tables", "tables", is_flag=True, help="Print the study's Table 1/Table 2 layouts instead.")
-@click.option("--format", "fmt", type=FORMATS_QUERY, default="table", show_default=True, help="Output format.")
-@click.pass_obj
-def query_exp2(obj: Ctx, model: str | None, detail: bool, template: str, renderer: str | None, tables: bool,
-               fmt: str) -> None:
-    """Experiment 2: does stronger EQ/reverb move audio toward the effect's descriptor?"""
-    from timbredb.analysis.exp2 import run_exp2
-    from timbredb.store import Store
+def _query_command(spec: Any) -> click.Command:
+    def callback(obj: Ctx, fmt: str, **options: Any) -> None:
+        from timbredb.analysis.registry import run
+        from timbredb.store import Store
 
-    with Store(obj.db, read_only=True) as store:
-        result = run_exp2(store, model=model, detail=detail, template=template, renderer=renderer, tables=tables)
-    _emit(result, fmt)
+        with Store(obj.db, read_only=True) as store:
+            result = run(spec.name, store, **options)
+        click.echo(render_result(result, fmt))
+
+    command: Any = click.pass_obj(callback)
+    command = click.option("--format", "fmt", type=FORMATS_QUERY, default="table", show_default=True,
+                           help="Output format.")(command)
+    for opt in reversed(spec.options):
+        command = _click_option(opt)(command)
+    help_text = spec.title + (f"\n\n{spec.description}" if spec.description else "")
+    return click.command(spec.name, help=help_text)(command)
 
 
-@query.command("exp3")
-@click.option("--model", default=None, help="Only this model (id or label); default every audio model with results.")
-@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True, help="Bootstrap resamples over anchors.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
-@click.option("--format", "fmt", type=FORMATS_QUERY, default="table", show_default=True, help="Output format.")
-@click.pass_obj
-def query_exp3(obj: Ctx, model: str | None, bootstrap: int, seed: int, fmt: str) -> None:
-    """Experiment 3: embedding distances vs human timbre dissimilarity (timbremetrics)."""
-    from timbredb.analysis.exp3 import run_exp3
-    from timbredb.store import Store
+def render_result(result: Any, fmt: str) -> str:
+    from timbredb.formatting import render
 
-    with Store(obj.db, read_only=True) as store:
-        result = run_exp3(store, model=model, n_bootstrap=bootstrap, seed=seed)
-    _emit(result, fmt)
+    return render(result, fmt, collapse=True)
+
+
+def _register_queries() -> None:
+    from timbredb.analysis.registry import EXPERIMENTS
+
+    for spec in EXPERIMENTS:
+        query.add_command(_query_command(spec))
+
+
+_register_queries()
 
 
 # ---------------------------------------------------------------- describe
@@ -268,13 +262,14 @@ def query_exp3(obj: Ctx, model: str | None, bootstrap: int, seed: int, fmt: str)
 @click.option("--prompt", "template", default="{}", show_default=True, help="Prompt template for the words.")
 @click.option("--clips", "n_clips", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also list this many nearest stored clips.")
+@click.option("--save", is_flag=True, help="Store the vocabulary and its text vectors (otherwise nothing is written).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="Where neural models run.")
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Output format.")
 @click.pass_obj
 def describe(obj: Ctx, files: tuple[Path, ...], model: str | None, k: int, vocabulary: str, template: str,
-             n_clips: int, device: str, fmt: str) -> None:
-    """Nearest descriptors for audio files (they need not be ingested)."""
+             n_clips: int, save: bool, device: str, fmt: str) -> None:
+    """Nearest descriptors for audio files (they need not be ingested; nothing is written without --save)."""
     from timbredb.describe import default_text_model
     from timbredb.describe import describe as run_describe
     from timbredb.models import load
@@ -284,10 +279,17 @@ def describe(obj: Ctx, files: tuple[Path, ...], model: str | None, k: int, vocab
     check_template(template)
     name = model or default_text_model(obj.data_dir)
     m = load(name, device=device, data_dir=obj.data_dir)
-    with Store(obj.db) as store:
-        vocab_name, words = resolve(vocabulary, obj.data_dir, store.vocabularies())
+    if save:
+        store: Store | None = Store(obj.db)
+    else:
+        store = Store(obj.db, read_only=True) if obj.db.exists() else None
+    try:
+        vocab_name, words = resolve(vocabulary, obj.data_dir, store.vocabularies() if store else {})
         results, errors = run_describe(store, list(map(str, files)), m, words, vocab_name, k=k, template=template,
-                                       n_clips=n_clips, warn=_warn)
+                                       n_clips=n_clips, save=save, warn=_warn)
+    finally:
+        if store is not None:
+            store.close()
     for line in errors:
         click.echo(f"timbredb: error: {line}", err=True)
     if fmt == "json":
@@ -344,7 +346,7 @@ def import_() -> None:
 @click.pass_obj
 def import_exp2(obj: Ctx, file: Path, model_name: str, fmt: str) -> None:
     """Import per-condition exp2 similarities (the study's CSV format or timbredb's export)."""
-    from timbredb.analysis.exp2 import import_results
+    from timbredb.importers.exp2 import import_results
     from timbredb.store import Store
 
     with Store(obj.db) as store:

@@ -6,6 +6,24 @@ import os
 from pathlib import Path
 
 DEFAULT_DB = "timbredb.duckdb"
+#: values of an environment flag that mean "yes" (huggingface_hub's own rule)
+_TRUE = frozenset({"1", "on", "yes", "true"})
+#: environment variables that keep timbredb off the network
+OFFLINE_VARIABLES = ("TIMBREDB_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+
+def env_flag(name: str) -> bool:
+    """Whether an environment flag is set to 1/on/yes/true (case-insensitive); anything else is off."""
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def offline() -> bool:
+    """The one rule for "offline", used by dataset downloads, the hub dataset and model fetches.
+
+    Offline when TIMBREDB_OFFLINE, HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE is 1/on/yes/true,
+    as huggingface_hub reads HF_HUB_OFFLINE: ``HF_HUB_OFFLINE=false`` or ``=0`` means online.
+    """
+    return any(env_flag(v) for v in OFFLINE_VARIABLES)
 
 
 def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
@@ -30,5 +48,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     if data_dir is None:
         data_dir = os.environ.get("TIMBREDB_DATA_DIR")
     if data_dir:
-        return Path(data_dir).expanduser()
+        # absolute once, here: a relative data dir must not depend on where it is used from
+        # (test fixtures link to it from temporary folders, downloads run elsewhere)
+        return Path(data_dir).expanduser().absolute()
     return default_data_dir()

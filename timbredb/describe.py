@@ -1,9 +1,13 @@
 """Nearest descriptors (and optionally nearest stored clips) for any audio file.
 
 The file need not be ingested: it is decoded and embedded on the fly (a stored
-vector of the same content in the same space is reused). The vocabulary's
-prompts are embedded once and kept in the store; the search runs on the space's
-FAISS text index.
+vector of the same content in the same space is reused). The vocabulary's text
+vectors come from the store when it holds them and are computed otherwise.
+
+Read paths never write: without ``save`` the store is opened read-only (or not
+at all when there is none) and nothing is stored; indexes are searched from
+their fresh files or built in memory. With ``save`` the vocabulary, its prompts
+and their text vectors are stored, so later runs and SQL can use them.
 """
 
 from __future__ import annotations
@@ -13,10 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from timbredb.audio import decode
-from timbredb.errors import AudioError, ModelUnavailableError, TimbreDBError
-from timbredb.index import audio_index, text_index
-from timbredb.ingest import Ingestor
+from timbredb.errors import (
+    AudioError,
+    ModelUnavailableError,
+    TimbreDBError,
+    VocabularyError,
+)
+from timbredb.index import VectorIndex, audio_index, memory_index
 from timbredb.models import EmbeddingModel, availability, specs
 from timbredb.progress import WarnFn, ignore
 from timbredb.store import Store
@@ -52,8 +62,80 @@ def default_text_model(data_dir: Path | None) -> str:
     raise ModelUnavailableError("no text-capable model is usable here; " + "; ".join(reasons))
 
 
+def vocabulary_index(
+    store: Store | None,
+    model: EmbeddingModel,
+    words: Sequence[str],
+    vocabulary: str,
+    template: str = BARE,
+    *,
+    save: bool = False,
+    warn: WarnFn = ignore,
+) -> tuple[VectorIndex, dict[str, str]]:
+    """The text index of a vocabulary in a space, and prompt -> word.
+
+    Stored text vectors are reused; the others are computed (and stored with ``save``).
+    Words outside a closed vocabulary are skipped with one warning.
+
+    Raises:
+        TimbreDBError: none of the words can be embedded.
+    """
+    prompts = [render_prompt(template, w) for w in words]
+    descriptor_of = dict(zip(prompts, words))
+    keys: list[str] = []
+    matrix = np.zeros((0, model.dim), dtype=np.float32)
+    if store is not None:
+        keys, matrix = store.text_matrix(model.space_id, prompts)
+        matrix = matrix.reshape(len(keys), model.dim) if keys else np.zeros((0, model.dim), dtype=np.float32)
+    have = set(keys)
+    todo, refused = [], []
+    for p in dict.fromkeys(prompts):
+        if p in have:
+            continue
+        try:
+            model.check_text(p)
+        except VocabularyError:
+            refused.append(p)
+            continue
+        todo.append(p)
+    if refused:
+        shown = ", ".join(refused[:8]) + (", ..." if len(refused) > 8 else "")
+        warn(f"{model.label}: {len(refused)} prompt(s) outside its vocabulary skipped ({shown})")
+    if todo:
+        vectors = model.embed_texts(todo, batch_size=64)
+        if save and store is not None:
+            _save_texts(store, model, words, vocabulary, template, todo, vectors)
+        keys = keys + todo
+        matrix = np.concatenate([matrix, vectors], axis=0)
+    elif save and store is not None:
+        _save_texts(store, model, words, vocabulary, template, [], matrix[:0])
+    # keep the vocabulary's order, as a stored index would
+    order = {p: i for i, p in enumerate(dict.fromkeys(prompts))}
+    ranked = sorted(range(len(keys)), key=lambda i: order[keys[i]])
+    keys = [keys[i] for i in ranked]
+    matrix = matrix[ranked] if keys else matrix
+    if not keys:
+        raise TimbreDBError(f"{model.label}: none of the {len(words)} words of {vocabulary!r} can be embedded")
+    return memory_index(f"text-{model.space_id}", keys, matrix, model.dim), descriptor_of
+
+
+def _save_texts(
+    store: Store, model: EmbeddingModel, words: Sequence[str], vocabulary: str, template: str,
+    prompts: list[str], vectors: Any,
+) -> None:
+    from timbredb.ingest import Ingestor
+
+    ingestor = Ingestor(store, [model], command="describe --save")
+    store.add_vocabulary(vocabulary, words)
+    with store.transaction():
+        store.add_prompts([(w, template, render_prompt(template, w)) for w in words])
+    if prompts:
+        ingestor.store_texts(model, prompts, vectors)
+    ingestor.finish()
+
+
 def describe(
-    store: Store,
+    store: Store | None,
     files: Sequence[str | Path],
     model: EmbeddingModel,
     words: Sequence[str],
@@ -62,9 +144,14 @@ def describe(
     k: int = 5,
     template: str = BARE,
     n_clips: int = 0,
+    save: bool = False,
     warn: WarnFn = ignore,
 ) -> tuple[list[Description], list[str]]:
     """Describe each file by its k nearest descriptors.
+
+    Args:
+        store: the store to read stored vectors (and similar clips) from; None when there is none.
+        save: store the vocabulary and its text vectors (``store`` must be writable).
 
     Returns:
         (descriptions, errors): one description per readable file, and one
@@ -74,22 +161,18 @@ def describe(
         raise TimbreDBError(f"-k must be at least 1, got {k}")
     if not model.spec.has_text:
         raise ModelUnavailableError(f"{model.label} has no text encoder; describe needs a text-capable model")
-    ingestor = Ingestor(store, [model], warn=warn, command="describe")
-    prompts = ingestor.add_descriptors(list(words), (template,), vocabulary=vocabulary)
-    ingestor.finish()
-    descriptor_of = {render_prompt(template, w): w for w in words}
-    index = text_index(store, model.space_id, prompts)
-    if not index.keys:
-        raise TimbreDBError(f"{model.label}: none of the {len(words)} words of {vocabulary!r} can be embedded")
-    clip_index = audio_index(store, model.space_id) if n_clips > 0 else None
+    if n_clips > 0 and store is None:
+        raise TimbreDBError("--clips needs a store to search: pass --db with a store that holds clips")
+    index, descriptor_of = vocabulary_index(store, model, words, vocabulary, template, save=save, warn=warn)
+    clip_index = audio_index(store, model.space_id) if store is not None and n_clips > 0 else None
 
     results: list[Description] = []
     errors: list[str] = []
     for f in files:
         try:
             audio = decode(f)
-            keys, stored = store.audio_matrix(model.space_id, [audio.sha256])
-            vector = stored if keys else model.embed_audio([audio])
+            stored: tuple[list[str], Any] = store.audio_matrix(model.space_id, [audio.sha256]) if store else ([], None)
+            vector = stored[1] if stored[0] else model.embed_audio([audio])
         except AudioError as exc:
             errors.append(str(exc))
             continue
@@ -99,7 +182,7 @@ def describe(
             model=model.label,
             descriptors=[{"descriptor": descriptor_of.get(p, p), "score": s} for p, s in hits],
         )
-        if clip_index is not None:
+        if clip_index is not None and store is not None:
             neighbours = clip_index.search(vector, n_clips + 1)[0]
             desc.clips = [
                 {"clip_sha256": h, "source_path": store.clip_path(h), "score": s}

@@ -1,7 +1,7 @@
 """Fetch public datasets into the data directory when they are missing.
 
 Only used when a dataset folder is absent and the machine may go online
-(neither TIMBREDB_OFFLINE nor HF_HUB_OFFLINE is set). Each source is a GitHub
+(``timbredb.config.offline()`` is false). Each source (``DatasetSpec.download`` in the dataset registry) is a GitHub
 archive of the project that publishes the data; the files timbredb reads are
 extracted into ``DATA_DIR/<dataset>/`` through a temporary folder that is
 renamed into place, so an interrupted download leaves nothing half-written.
@@ -12,45 +12,19 @@ CCMusic comes from the Hugging Face hub through the `datasets` library instead
 from __future__ import annotations
 
 import http.client
-import os
 import shutil
 import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from timbredb.config import offline
 from timbredb.errors import DatasetError
 
-
-@dataclass(frozen=True)
-class Source:
-    url: str
-    #: archive path prefix (after the top folder) -> destination prefix under DATA_DIR/<dataset>/
-    members: dict[str, str]
-    #: a file that must exist afterwards
-    marker: str
-
-
-SOURCES: dict[str, Source] = {
-    # Seetharaman & Pardo's Audealize API: descriptor dictionaries and the demo clips.
-    "audealize": Source(
-        url="https://github.com/interactiveaudiolab/audealize_api/archive/HEAD.zip",
-        members={"static/data/": "", "static/audio/": "audio/"},
-        marker="eqpoints.json",
-    ),
-    # Tian et al.'s timbremetrics: stimuli and human dissimilarity matrices.
-    "timbremetrics": Source(
-        url="https://github.com/tiianhk/timbremetrics/archive/HEAD.zip",
-        members={"timbremetrics/sounds/": "sounds/", "timbremetrics/true_dissim/": "true_dissim/"},
-        marker="true_dissim",
-    ),
-}
-
-
-def offline() -> bool:
-    return any(os.environ.get(v, "").strip() not in ("", "0") for v in ("TIMBREDB_OFFLINE", "HF_HUB_OFFLINE"))
+if TYPE_CHECKING:
+    from timbredb.datasets.registry import DownloadSource
 
 
 def ensure_dataset(name: str, data_dir: Path, url: str | None = None, timeout_s: float = 30.0) -> bool:
@@ -61,8 +35,11 @@ def ensure_dataset(name: str, data_dir: Path, url: str | None = None, timeout_s:
     Raises:
         DatasetError: the download or the archive failed (one line, with the URL).
     """
+    from timbredb.datasets.registry import datasets
+
     target = Path(data_dir) / name
-    source = SOURCES.get(name)
+    spec = datasets().get(name)
+    source = spec.download if spec is not None else None
     if source is None or target.exists() or offline():
         return False
     url = url or source.url
@@ -85,7 +62,7 @@ def ensure_dataset(name: str, data_dir: Path, url: str | None = None, timeout_s:
     return True
 
 
-def _extract(archive: Path, source: Source, staging: Path) -> None:
+def _extract(archive: Path, source: DownloadSource, staging: Path) -> None:
     with zipfile.ZipFile(archive) as zf:
         for info in zf.infolist():
             if info.is_dir():

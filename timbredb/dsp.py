@@ -69,7 +69,13 @@ import numpy as np
 import scipy.signal as ss
 from numpy.typing import NDArray
 
-from timbredb.datasets.audealize import EQ_CENTRES_HZ, EQ_Q
+#: Centre frequencies (Hz) of Audealize's 40 peaking EQ bands (Q = 4.31).
+EQ_CENTRES_HZ: tuple[float, ...] = (
+    20, 50, 83, 120, 161, 208, 259, 318, 383, 455, 537, 628, 729, 843, 971, 1114, 1273, 1452,
+    1652, 1875, 2126, 2406, 2719, 3070, 3462, 3901, 4392, 4941, 5556, 6244, 7014, 7875, 8839,
+    9917, 11124, 12474, 13984, 15675, 17566, 19682,
+)
+EQ_Q = 4.31
 
 #: Changes whenever a change here changes rendered samples (it keys stored variants).
 RENDERER_VERSION = "timbredb-dsp/1"
@@ -96,7 +102,7 @@ def prev_prime(n: float) -> int:
     if k % 2 == 0:
         k -= 1
     while k > 2:
-        if all(k % p for p in range(3, int(math.isqrt(k)) + 1, 2)):
+        if all(k % p for p in range(3, math.isqrt(k) + 1, 2)):
             return k
         k -= 2
     return 2
@@ -144,7 +150,7 @@ def eq_board(gains_db: NDArray[np.floating], sample_rate: int) -> object:
     """A pedalboard of the 40 Audealize peaking filters (bands >= Nyquist left out)."""
     import pedalboard
 
-    filters = [
+    filters: list[pedalboard.Plugin] = [
         pedalboard.PeakFilter(cutoff_frequency_hz=float(f), gain_db=float(g), q=EQ_Q)
         for f, g in zip(EQ_CENTRES_HZ, np.asarray(gains_db, dtype=np.float64))
         if f < sample_rate / 2.0

@@ -1,4 +1,11 @@
-"""Output formatting, in one place: frames -> table, CSV, JSON or Parquet."""
+"""Output formatting, in one place: frames -> table, CSV, JSON or Parquet.
+
+Analyses return named frames (``dict[str, DataFrame]``). For `timbredb query`
+one rule decides the shape of the output (``collapse=True``): a result of one
+frame prints as that frame (JSON: a list of row objects; table and CSV: no
+title), a result of several prints each under its name (JSON: an object of
+lists). Other commands (``check``) always print every frame under its name.
+"""
 
 from __future__ import annotations
 
@@ -35,8 +42,19 @@ def records(df: pl.DataFrame) -> list[dict[str, Any]]:
     return [_clean(r) for r in df.to_dicts()]
 
 
-def to_json(result: Result | list[Any] | dict[str, Any]) -> str:
+def _single(result: Any) -> Any:
+    """A mapping holding exactly one frame is that frame (see the module doc)."""
+    if isinstance(result, Mapping) and len(result) == 1:
+        (only,) = result.values()
+        if isinstance(only, pl.DataFrame):
+            return only
+    return result
+
+
+def to_json(result: Result | list[Any] | dict[str, Any], collapse: bool = False) -> str:
     """One JSON document: a frame is a list of objects, a mapping of frames an object of lists."""
+    if collapse:
+        result = _single(result)
     if isinstance(result, pl.DataFrame):
         payload: Any = records(result)
     elif isinstance(result, Mapping):
@@ -89,17 +107,23 @@ def to_table(df: pl.DataFrame, title: str | None = None) -> str:
 
 def to_csv(df: pl.DataFrame) -> str:
     flat = df.with_columns(
-        [pl.col(c).map_elements(lambda v: json.dumps(_clean(v)), return_dtype=pl.String) for c, t in df.schema.items() if isinstance(t, (pl.List, pl.Array, pl.Struct))]
+        [
+            pl.col(c).map_elements(lambda v: json.dumps(_clean(v)), return_dtype=pl.String)
+            for c, t in df.schema.items()
+            if isinstance(t, (pl.List, pl.Array, pl.Struct))
+        ]
     )
     buf = io.StringIO()
     flat.write_csv(buf)
     return buf.getvalue()
 
 
-def render(result: Result, fmt: str) -> str:
+def render(result: Result, fmt: str, collapse: bool = False) -> str:
     """Render a frame or a mapping of named frames as table, csv or json text."""
     if fmt == "json":
-        return to_json(result)
+        return to_json(result, collapse)
+    if collapse:
+        result = _single(result)
     frames = {"": result} if isinstance(result, pl.DataFrame) else dict(result)
     parts = []
     for name, df in frames.items():

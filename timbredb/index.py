@@ -6,7 +6,8 @@ brute-force search. Files live in ``<store>.faiss/``: ``<name>.index`` plus
 ``<name>.keys.json`` (row -> clip hash or prompt). Both are written to a
 temporary name and renamed into place; the ``faiss_indexes`` table then records
 the row count and a fingerprint of the rows the index was built from. An index
-whose record, file or fingerprint disagrees with the store is rebuilt.
+whose record, file or fingerprint disagrees with the store is rebuilt; on a
+store opened read-only it is rebuilt in memory and nothing is written.
 """
 
 from __future__ import annotations
@@ -59,23 +60,11 @@ def _fingerprint(rows: list[tuple[str, int]]) -> str:
 
 
 def _text_rows(store: Store, space_id: str, prompts: list[str]) -> list[tuple[str, int]]:
-    return [
-        (r[0], r[1])
-        for r in store.con.execute(
-            "SELECT w.k, e.batch_id FROM unnest(?) WITH ORDINALITY AS w(k, i) "
-            "JOIN text_embeddings e ON e.prompt = w.k AND e.space_id = ? ORDER BY w.i",
-            [prompts, space_id],
-        ).fetchall()
-    ]
+    return store.index_text_rows(space_id, prompts)
 
 
 def _audio_rows(store: Store, space_id: str) -> list[tuple[str, int]]:
-    return [
-        (r[0], r[1])
-        for r in store.con.execute(
-            "SELECT clip_sha256, batch_id FROM audio_embeddings WHERE space_id = ? ORDER BY clip_sha256", [space_id]
-        ).fetchall()
-    ]
+    return store.index_audio_rows(space_id)
 
 
 def text_index_name(space_id: str, prompts: list[str]) -> str:
@@ -99,6 +88,16 @@ def _write_atomic(path: Path, write: Any) -> None:
             os.unlink(tmp)
 
 
+def memory_index(name: str, keys: list[str], matrix: NDArray[np.floating], dim: int) -> VectorIndex:
+    """An index held only in memory (read-only stores, vectors computed on the fly)."""
+    import faiss
+
+    index = faiss.IndexFlatIP(dim)
+    if keys:
+        index.add(normalise(matrix))
+    return VectorIndex(name, list(keys), index)
+
+
 def _build(
     store: Store,
     name: str,
@@ -111,30 +110,24 @@ def _build(
     import faiss
 
     keys = [k for k, _ in rows]
-    dim = matrix.shape[1] if matrix.size else int(store.scalar("SELECT dim FROM spaces WHERE space_id = ?", [space_id]))
-    index = faiss.IndexFlatIP(dim)
-    if len(keys):
-        index.add(normalise(matrix))
+    dim = matrix.shape[1] if matrix.size else next(s.dim for s in store.spaces(space_id))
+    built = memory_index(name, keys, matrix, dim)
+    if store.read_only:
+        # read paths never write: a stale or missing index is built in memory only
+        return built
+    index = built.index
     folder = store.index_dir
-    _write_atomic(folder / f"{name}.keys.json", lambda tmp: Path(tmp).write_text(json.dumps({"requested": requested, "keys": keys})))
+    keys_json = json.dumps({"requested": requested, "keys": keys})
+    _write_atomic(folder / f"{name}.keys.json", lambda tmp: Path(tmp).write_text(keys_json))
     _write_atomic(folder / f"{name}.index", lambda tmp: faiss.write_index(index, tmp))
-    with store.transaction():
-        store.con.execute(
-            "INSERT INTO faiss_indexes (index_name, space_id, kind, path, n_rows, store_state) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (index_name) DO UPDATE SET n_rows = excluded.n_rows, store_state = excluded.store_state, "
-            "path = excluded.path, built_at = now()",
-            [name, space_id, kind, f"{name}.index", len(keys), _fingerprint(rows)],
-        )
+    store.record_index(name, space_id, kind, f"{name}.index", len(keys), _fingerprint(rows))
     return VectorIndex(name, keys, index)
 
 
 def _load_if_fresh(store: Store, name: str, rows: list[tuple[str, int]]) -> VectorIndex | None:
     import faiss
 
-    recs = store.con.execute(
-        "SELECT path, n_rows, store_state FROM faiss_indexes WHERE index_name = ?", [name]
-    ).fetchall()
-    rec = recs[0] if recs else None
+    rec = store.index_record(name)
     if rec is None or rec[2] != _fingerprint(rows):
         return None
     path = store.index_dir / rec[0]
@@ -192,11 +185,11 @@ def check_indexes(store: Store, repair: bool = True) -> list[IndexState]:
     if repair and store.read_only:
         raise StoreError(f"{store.path}: cannot repair indexes of a store opened read-only")
     out: list[IndexState] = []
-    records = store.con.execute("SELECT index_name, space_id, kind, path FROM faiss_indexes ORDER BY index_name").fetchall()
+    records = store.index_records()
     seen = set()
     for name, space_id, kind, path in records:
         seen.add(name)
-        prompts: list[str] = []
+        prompts: list[str] | None = []
         if kind == "audio":
             rows = _audio_rows(store, space_id)
         else:
@@ -208,7 +201,7 @@ def check_indexes(store: Store, repair: bool = True) -> list[IndexState]:
             if prompts is None:
                 out.append(IndexState(name, space_id, kind, 0, "missing-file"))
                 if repair:
-                    store.con.execute("DELETE FROM faiss_indexes WHERE index_name = ?", [name])
+                    store.forget_index(name)
                 continue
             rows = _text_rows(store, space_id, prompts)
         fresh = _load_if_fresh(store, name, rows)
@@ -220,12 +213,12 @@ def check_indexes(store: Store, repair: bool = True) -> list[IndexState]:
             if kind == "audio":
                 audio_index(store, space_id)
             else:
-                text_index(store, space_id, prompts)
+                text_index(store, space_id, prompts or [])
             state = "rebuilt"
         out.append(IndexState(name, space_id, kind, len(rows), state))
-    for (space_id,) in store.con.execute("SELECT space_id FROM spaces ORDER BY space_id").fetchall():
+    for space_id in sorted(s.space_id for s in store.spaces()):
         name = audio_index_name(space_id)
-        if name in seen or not store.scalar("SELECT count(*) FROM audio_embeddings WHERE space_id = ?", [space_id]):
+        if name in seen or not store.count_audio(space_id):
             continue
         if repair:
             idx = audio_index(store, space_id)

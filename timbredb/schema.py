@@ -62,11 +62,22 @@ def available_migrations() -> list[Migration]:
     return out
 
 
+def has_ledger(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the database holds timbredb's migration ledger (is a timbredb store)."""
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        ).fetchall()[0][0]
+    )
+
+
+def is_empty(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the database holds no table or view at all (a new file)."""
+    return not con.execute("SELECT count(*) FROM information_schema.tables").fetchall()[0][0]
+
+
 def _applied(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[str, str]]:
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-    ).fetchall()[0][0]
-    if not exists:
+    if not has_ledger(con):
         return {}
     return {v: (n, h) for v, n, h in con.execute("SELECT version, name, sha256 FROM schema_migrations").fetchall()}
 
@@ -103,6 +114,38 @@ def verify(con: duckdb.DuckDBPyConnection) -> None:
                 f"this store has migration {st.version} ({st.name}) that this timbredb does not know; "
                 "upgrade timbredb"
             )
+
+
+def position(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(migrations applied, migrations this timbredb knows). Writes nothing."""
+    rows = status(con)
+    return sum(1 for r in rows if r.status == "applied"), len(available_migrations())
+
+
+def create(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply every migration to an empty database in one transaction.
+
+    A new store is therefore either complete or absent: a kill during its
+    creation leaves no half-migrated store behind.
+
+    Returns:
+        The names of the migrations applied.
+    """
+    migrations = available_migrations()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(_LEDGER)
+        for mig in migrations:
+            con.execute(mig.sql)
+            con.execute(
+                "INSERT INTO schema_migrations (version, name, sha256) VALUES (?, ?, ?)",
+                [mig.version, mig.name, mig.sha256],
+            )
+        con.execute("COMMIT")
+    except duckdb.Error as exc:
+        con.execute("ROLLBACK")
+        raise MigrationError(f"creating the store failed: {first_line(exc)}") from exc
+    return [m.name for m in migrations]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:

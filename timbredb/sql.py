@@ -36,7 +36,7 @@ def run_readonly(db_path: Path, sql: str) -> pl.DataFrame:
     """
     if not db_path.exists():
         raise StoreError(f"{db_path}: no timbredb store here; run `timbredb ingest` first or pass --db")
-    Store(db_path, read_only=True).close()  # verifies migrations; upgrades a store from an older timbredb
+    Store(db_path, read_only=True).close()  # a timbredb store at the current migration, or one clear error
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:

@@ -1,7 +1,18 @@
 """The DuckDB store: the source of truth for clips, spaces, embeddings and results.
 
-A Store wraps one DuckDB connection. Writers apply pending migrations on open;
-read-only stores (``timbredb sql``, ``query``) refuse to open a missing file.
+A Store wraps one DuckDB connection and owns every statement run on it: the SQL
+lives in ``timbredb/statements/*.sql`` (the analyses' in ``queries/``), and no
+other module touches the connection. Three ways to open one:
+
+* read-only (``sql``, ``query``, ``report``, ``describe``, ``serve``): the file
+  must be a timbredb store at the current migration; nothing is ever written.
+* writable (``ingest``, ``import``): a missing or empty file becomes a new store
+  (every migration in one transaction, so a kill leaves no half-made store);
+  an existing store must be at the current migration.
+* ``upgrade=True`` (``check``): also applies pending migrations to a store
+  written by an older timbredb, each in its own transaction with its record.
+
+A DuckDB file of another application is "not a timbredb store" in every mode.
 Every write that must survive a kill happens inside ``transaction()``; rows are
 keyed by content hashes and inserted with ``INSERT OR IGNORE``, so a re-run of
 interrupted work adds no duplicates.
@@ -12,7 +23,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +35,11 @@ from numpy.typing import NDArray
 from timbredb import __version__, schema
 from timbredb.audio import Audio
 from timbredb.errors import StoreError, first_line
+from timbredb.queries import bind, statement
+from timbredb.spaces import SpaceRecord, match
 
-
-@dataclass(frozen=True)
-class SpaceRecord:
-    """One embedding space as stored."""
-
-    space_id: str
-    label: str
-    model_id: str
-    family: str
-    checkpoint: str
-    checkpoint_sha256: str | None
-    policy: dict[str, Any]
-    dim: int
-    sample_rate: int
-    similarity: str
-    modalities: tuple[str, ...]
+#: the name a registered Arrow batch has inside statements
+BATCH = "_timbredb_batch"
 
 
 def _vectors_to_arrow(matrix: NDArray[np.float32]) -> pa.Array:
@@ -72,23 +70,35 @@ def connect(
         msg = first_line(exc)
         if "lock" in msg.lower():
             raise StoreError(f"{path}: the store is in use by another process ({msg})") from exc
+        if "not a valid duckdb database" in msg.lower():
+            raise StoreError(f"{path}: not a DuckDB store ({msg})") from exc
         raise StoreError(f"{path}: cannot open the store ({msg})") from exc
     except duckdb.Error as exc:
         raise StoreError(f"{path}: not a DuckDB store ({first_line(exc)})") from exc
 
 
-def upgrade_store(path: Path) -> list[str]:
-    """Apply pending migrations to an existing store; returns their names."""
-    try:
-        con = duckdb.connect(str(path))
-    except duckdb.Error as exc:
-        raise StoreError(
-            f"{path}: the store needs a schema upgrade but cannot be opened for writing ({first_line(exc)})"
-        ) from exc
-    try:
-        return schema.migrate(con)
-    finally:
-        con.close()
+def not_timbredb(path: Path) -> StoreError:
+    return StoreError(
+        f"{path}: not a timbredb store (a DuckDB file without timbredb's schema_migrations table); "
+        "pass --db with a timbredb store or a new file name"
+    )
+
+
+def _behind(path: Path, applied: int, total: int) -> StoreError:
+    return StoreError(
+        f"{path}: the store is at migration {applied} of {total} (written by an older timbredb); "
+        f"run `timbredb --db {path} check` to upgrade it"
+    )
+
+
+def verify_current(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Raise StoreError unless the connection's database is a timbredb store at the current migration."""
+    if not schema.has_ledger(con):
+        raise not_timbredb(path)
+    schema.verify(con)
+    applied, total = schema.position(con)
+    if applied < total:
+        raise _behind(path, applied, total)
 
 
 class Store:
@@ -96,10 +106,11 @@ class Store:
 
     Args:
         path: the .duckdb file.
-        read_only: open without write access (and without migrating).
+        read_only: open without write access; the store must exist and be current.
+        upgrade: (writable only) apply pending migrations of an older store.
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, upgrade: bool = False) -> None:
         self.path = Path(path)
         self.read_only = read_only
         if read_only and not self.path.exists():
@@ -108,15 +119,16 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.con = connect(self.path, read_only=read_only)
         try:
-            if not read_only:
+            if read_only:
+                verify_current(self.con, self.path)
+            elif schema.is_empty(self.con):
+                schema.create(self.con)
+            elif not schema.has_ledger(self.con):
+                raise not_timbredb(self.path)
+            elif upgrade:
                 schema.migrate(self.con)
             else:
-                schema.verify(self.con)
-                if any(s.status == "pending" for s in schema.status(self.con)):
-                    # a store written by an older timbredb: upgrade it, then read
-                    self.con.close()
-                    upgrade_store(self.path)
-                    self.con = connect(self.path, read_only=True)
+                verify_current(self.con, self.path)
         except BaseException:
             # a failed migration or check must not leave the file open (a writer holds its lock)
             self.con.close()
@@ -138,57 +150,73 @@ class Store:
         return self.path.with_name(self.path.name + ".faiss")
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self) -> Iterator[None]:
         """All statements inside commit together or not at all."""
         self.con.execute("BEGIN TRANSACTION")
         try:
-            yield self.con
+            yield
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
         self.con.execute("COMMIT")
 
     def frame(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> pl.DataFrame:
-        """Run a read query and return a polars DataFrame."""
+        """Run one read statement's SQL and return a polars DataFrame (``queries.run`` uses this)."""
         rel = self.con.sql(sql, params=params) if params else self.con.sql(sql)
         if rel is None:
             return pl.DataFrame()
         return rel.pl()
 
-    def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
-        # fetchall: DuckDB refuses other work on a connection with an unfinished result
-        rows = self.con.execute(sql, params or []).fetchall()
+    def _run(self, stmt: str, /, **params: Any) -> list[tuple[Any, ...]]:
+        """Execute a named statement; fetchall, since DuckDB refuses other work on an unfinished result."""
+        q = statement(stmt)
+        bound = bind(q, params)
+        return self.con.execute(q.sql, bound if bound else None).fetchall()
+
+    def _many(self, stmt: str, rows: Sequence[dict[str, Any]], /) -> None:
+        if rows:
+            q = statement(stmt)
+            self.con.executemany(q.sql, [bind(q, r) for r in rows])
+
+    def _value(self, stmt: str, /, **params: Any) -> Any:
+        rows = self._run(stmt, **params)
         return rows[0][0] if rows else None
 
+    def _arrow(self, stmt: str, /, **params: Any) -> pa.Table:
+        q = statement(stmt)
+        return self.con.sql(q.sql, params=bind(q, params) or None).to_arrow_table()
+
+    @contextmanager
+    def _registered(self, tbl: pa.Table) -> Iterator[None]:
+        """Expose an Arrow table to the statements under the name ``_timbredb_batch``."""
+        self.con.register(BATCH, tbl)
+        try:
+            yield
+        finally:
+            self.con.unregister(BATCH)
+
     def table_exists(self, name: str) -> bool:
-        return bool(
-            self.scalar(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-            )
-        )
+        return bool(self._value("table_exists", name=name))
+
+    def migration_status(self) -> list[schema.MigrationStatus]:
+        """Applied/pending/modified state of every migration (writes nothing)."""
+        return schema.status(self.con)
+
+    def count(self, name: str) -> int:
+        """The single count a named statement returns (integrity checks)."""
+        return int(self._value(name) or 0)
 
     # ------------------------------------------------------------ runs and errors
     def start_run(self, command: str) -> int:
-        return int(
-            self.scalar(
-                "INSERT INTO runs (command, timbredb_version) VALUES (?, ?) RETURNING run_id",
-                [command, __version__],
-            )
-        )
+        return int(self._value("run_start", command=command, version=__version__))
 
     def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
-        self.con.execute(
-            "UPDATE runs SET finished_at = now(), summary = ? WHERE run_id = ?",
-            [json.dumps(summary), run_id],
-        )
+        self._run("run_finish", run_id=run_id, summary=json.dumps(summary))
 
     def record_error(
         self, run_id: int | None, path: str, stage: str, error: str, model_id: str | None = None
     ) -> None:
-        self.con.execute(
-            "INSERT INTO ingest_errors (run_id, path, stage, model_id, error) VALUES (?, ?, ?, ?, ?)",
-            [run_id, path, stage, model_id, error],
-        )
+        self._run("error_record", run_id=run_id, path=path, stage=stage, model_id=model_id, error=error)
 
     # ------------------------------------------------------------ clips
     def lookup_files(self, files: Sequence[tuple[str, int, int]]) -> dict[str, str]:
@@ -202,12 +230,8 @@ class Store:
                 "mtime_ns": pa.array([f[2] for f in files], pa.int64()),
             }
         )
-        with self._registered(tbl) as name:
-            rows = self.con.execute(
-                f"SELECT f.path, f.clip_sha256 FROM {name} q JOIN clip_files f USING (path, size_bytes, mtime_ns) "
-                "JOIN clips c USING (clip_sha256)"
-            ).fetchall()
-        return dict(rows)
+        with self._registered(tbl):
+            return dict(self._run("files_lookup"))
 
     def add_clips(self, clips: Sequence[Audio], run_id: int | None = None) -> int:
         """Insert clips whose content is not stored yet. Returns how many were added."""
@@ -224,14 +248,8 @@ class Store:
                 "run_id": pa.array([run_id] * len(clips), pa.int64()),
             }
         )
-        with self._registered(tbl) as name:
-            # the same content twice in one call is one clip: keep the first
-            return int(
-                self.con.execute(
-                    "INSERT OR IGNORE INTO clips (clip_sha256, source_path, duration_s, channels, sample_rate, n_frames, run_id) "
-                    f"SELECT DISTINCT ON (clip_sha256) * FROM {name}"
-                ).fetchall()[0][0]
-            )
+        with self._registered(tbl):
+            return int(self._run("clips_add")[0][0])
 
     def add_clip_files(self, files: Sequence[tuple[str, str, int, int]]) -> None:
         """Record (path, clip hash, size, mtime_ns) rows; a path seen before is updated."""
@@ -245,60 +263,40 @@ class Store:
                 "mtime_ns": pa.array([f[3] for f in files], pa.int64()),
             }
         )
-        with self._registered(tbl) as name:
-            self.con.execute(
-                f"INSERT INTO clip_files (path, clip_sha256, size_bytes, mtime_ns) SELECT DISTINCT ON (path) * FROM {name} "
-                "ON CONFLICT (path) DO UPDATE SET clip_sha256 = excluded.clip_sha256, "
-                "size_bytes = excluded.size_bytes, mtime_ns = excluded.mtime_ns, seen_at = now()"
-            ).fetchall()
+        with self._registered(tbl):
+            self._run("clip_files_upsert")
 
-    @contextmanager
-    def _registered(self, tbl: pa.Table) -> Iterator[str]:
-        """Expose an Arrow table to SQL under a temporary name."""
-        name = "_timbredb_batch"
-        self.con.register(name, tbl)
-        try:
-            yield name
-        finally:
-            self.con.unregister(name)
+    def stored_clips(self, clip_hashes: Sequence[str]) -> set[str]:
+        """The hashes among ``clip_hashes`` that are stored as clips."""
+        if not clip_hashes:
+            return set()
+        return {r[0] for r in self._run("clips_stored", hashes=list(clip_hashes))}
 
     def clip_path(self, clip_sha256: str) -> str | None:
         """A file that currently holds the clip (for re-decoding), else its first source."""
-        return self.scalar(
-            "SELECT coalesce((SELECT path FROM clip_files WHERE clip_sha256 = $h ORDER BY seen_at DESC LIMIT 1), "
-            "(SELECT source_path FROM clips WHERE clip_sha256 = $h))",
-            {"h": clip_sha256},
-        )
+        path = self._value("clip_path", h=clip_sha256)
+        return None if path is None else str(path)
 
     # ------------------------------------------------------------ spaces
     def ensure_space(self, rec: SpaceRecord) -> None:
-        self.con.execute(
-            "INSERT OR IGNORE INTO spaces (space_id, label, model_id, family, checkpoint, checkpoint_sha256, "
-            "policy, dim, sample_rate, similarity, modalities) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                rec.space_id, rec.label, rec.model_id, rec.family, rec.checkpoint, rec.checkpoint_sha256,
-                json.dumps(rec.policy, sort_keys=True), rec.dim, rec.sample_rate, rec.similarity,
-                list(rec.modalities),
-            ],
+        self._run(
+            "space_ensure", space_id=rec.space_id, label=rec.label, model_id=rec.model_id, family=rec.family,
+            checkpoint=rec.checkpoint, checkpoint_sha256=rec.checkpoint_sha256,
+            policy=json.dumps(rec.policy, sort_keys=True), dim=rec.dim, sample_rate=rec.sample_rate,
+            similarity=rec.similarity, modalities=list(rec.modalities),
         )
 
+    def set_checkpoint_sha256(self, space_id: str, sha256: str | None) -> None:
+        """Fill in a space's checkpoint hash once it is known (after the weights load)."""
+        self._run("space_set_checkpoint_sha256", space_id=space_id, sha=sha256)
+
     def spaces(self, model: str | None = None) -> list[SpaceRecord]:
-        """Stored spaces, optionally those whose label, model id or space id equals ``model``."""
-        columns = (
-            "SELECT space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy, dim, "
-            "sample_rate, similarity, modalities FROM spaces"
-        )
-        if model is None:
-            rows = self.con.execute(f"{columns} ORDER BY label").fetchall()
-        else:
-            rows = self.con.execute(f"{columns} WHERE label = ? OR space_id = ? ORDER BY label", [model, model]).fetchall()
-            if not rows:
-                # a bare model id also matches its non-default spaces (other checkpoints, policies, weights)
-                rows = self.con.execute(f"{columns} WHERE model_id = ? ORDER BY label", [model]).fetchall()
-        return [
+        """Stored spaces, or those a ``--model`` value names (see ``timbredb.spaces.match``)."""
+        rows = [
             SpaceRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8], r[9], tuple(r[10]))
-            for r in rows
+            for r in self._run("spaces_all")
         ]
+        return match(rows, model)
 
     def add_batch(
         self,
@@ -311,45 +309,41 @@ class Store:
         run_id: int | None,
     ) -> int:
         return int(
-            self.scalar(
-                "INSERT INTO embedding_batches (batch_id, space_id, run_id, modality, n_items, device, dtype, provenance) "
-                "VALUES (nextval('batch_id_seq'), ?, ?, ?, ?, ?, ?, ?) RETURNING batch_id",
-                [space_id, run_id, modality, n_items, device, dtype, json.dumps(provenance, sort_keys=True)],
+            self._value(
+                "batch_add", space_id=space_id, run_id=run_id, modality=modality, n_items=n_items, device=device,
+                dtype=dtype, provenance=json.dumps(provenance, sort_keys=True),
             )
         )
 
     # ------------------------------------------------------------ embeddings
     def missing_audio(self, space_id: str, clip_hashes: Sequence[str]) -> list[str]:
         """The hashes (in input order, without repeats) with no audio embedding in the space."""
-        return self._missing("audio_embeddings", "clip_sha256", space_id, clip_hashes)
-
-    def _missing(self, table: str, key: str, space_id: str, keys: Sequence[str]) -> list[str]:
-        # table and key are this module's own identifiers, never user input
-        if not keys:
+        if not clip_hashes:
             return []
-        have = {
-            r[0]
-            for r in self.con.execute(
-                f"SELECT {key} FROM {table} WHERE space_id = ? AND list_contains(?, {key})",
-                [space_id, list(keys)],
-            ).fetchall()
-        }
-        return [k for k in dict.fromkeys(keys) if k not in have]
+        have = {r[0] for r in self._run("audio_present", space_id=space_id, keys=list(clip_hashes))}
+        return [k for k in dict.fromkeys(clip_hashes) if k not in have]
+
+    def missing_prompts(self, space_id: str, prompts: Sequence[str]) -> list[str]:
+        """The prompts (in input order, without repeats) with no text embedding in the space."""
+        if not prompts:
+            return []
+        have = {r[0] for r in self._run("text_present", space_id=space_id, keys=list(prompts))}
+        return [k for k in dict.fromkeys(prompts) if k not in have]
 
     def insert_audio_embeddings(
         self, space_id: str, clip_hashes: Sequence[str], vectors: NDArray[np.float32], batch_id: int
     ) -> int:
         """Insert vectors (rows aligned with ``clip_hashes``); existing keys are left alone."""
-        return self._insert_vectors("audio_embeddings", "clip_sha256", space_id, clip_hashes, vectors, batch_id)
+        return self._insert_vectors("audio_insert", "clip_sha256", space_id, clip_hashes, vectors, batch_id)
 
     def insert_text_embeddings(
         self, space_id: str, prompts: Sequence[str], vectors: NDArray[np.float32], batch_id: int
     ) -> int:
-        return self._insert_vectors("text_embeddings", "prompt", space_id, prompts, vectors, batch_id)
+        return self._insert_vectors("text_insert", "prompt", space_id, prompts, vectors, batch_id)
 
     def _insert_vectors(
         self,
-        table: str,
+        name: str,
         key: str,
         space_id: str,
         keys: Sequence[str],
@@ -368,78 +362,205 @@ class Store:
                 "batch_id": pa.array([batch_id] * len(keys), pa.int64()),
             }
         )
-        with self._registered(tbl) as name:
-            added = self.con.execute(
-                f"INSERT OR IGNORE INTO {table} (space_id, {key}, embedding, batch_id) "
-                f"SELECT DISTINCT ON ({key}) space_id, {key}, embedding, batch_id FROM {name}"
-            ).fetchall()[0][0]
-        return int(added)
+        with self._registered(tbl):
+            return int(self._run(name)[0][0])
 
     def audio_matrix(
         self, space_id: str, clip_hashes: Sequence[str] | None = None
     ) -> tuple[list[str], NDArray[np.float32]]:
         """Audio vectors of a space, ordered by hash (or in the order given)."""
         if clip_hashes is None:
-            tbl = self.con.sql(
-                "SELECT clip_sha256 AS k, embedding FROM audio_embeddings WHERE space_id = $s ORDER BY k",
-                params={"s": space_id},
-            ).to_arrow_table()
+            tbl = self._arrow("audio_vectors_all", space_id=space_id)
         else:
-            tbl = self.con.sql(
-                "SELECT e.clip_sha256 AS k, e.embedding FROM unnest($keys) WITH ORDINALITY AS w(k, i) "
-                "JOIN audio_embeddings e ON e.clip_sha256 = w.k AND e.space_id = $s ORDER BY w.i",
-                params={"s": space_id, "keys": list(clip_hashes)},
-            ).to_arrow_table()
+            tbl = self._arrow("audio_vectors_of", space_id=space_id, keys=list(clip_hashes))
         keys = tbl.column("k").to_pylist()
         return keys, _arrow_to_matrix(tbl.column("embedding"), len(keys))
 
     def text_matrix(self, space_id: str, prompts: Sequence[str]) -> tuple[list[str], NDArray[np.float32]]:
         """Text vectors of a space for the given prompts (those stored), in the order given."""
-        tbl = self.con.sql(
-            "SELECT e.prompt AS k, e.embedding FROM unnest($keys) WITH ORDINALITY AS w(k, i) "
-            "JOIN text_embeddings e ON e.prompt = w.k AND e.space_id = $s ORDER BY w.i",
-            params={"s": space_id, "keys": list(prompts)},
-        ).to_arrow_table()
+        tbl = self._arrow("text_vectors_of", space_id=space_id, keys=list(prompts))
         keys = tbl.column("k").to_pylist()
         return keys, _arrow_to_matrix(tbl.column("embedding"), len(keys))
 
-    def missing_prompts(self, space_id: str, prompts: Sequence[str]) -> list[str]:
-        """The prompts (in input order, without repeats) with no text embedding in the space."""
-        return self._missing("text_embeddings", "prompt", space_id, prompts)
+    def count_audio(self, space_id: str) -> int:
+        return int(self._value("audio_count", space_id=space_id))
 
     # ------------------------------------------------------------ vocabularies and prompts
     def add_vocabulary(self, name: str, words: Sequence[str]) -> None:
         """Store a named word list (replacing an older list of that name)."""
         with self.transaction():
-            self.con.execute("DELETE FROM vocabularies WHERE vocabulary = ?", [name])
-            self.con.executemany(
-                "INSERT INTO vocabularies (vocabulary, descriptor, position) VALUES (?, ?, ?)",
-                [(name, w, i) for i, w in enumerate(dict.fromkeys(words))],
+            self._run("vocabulary_delete", name=name)
+            self._many(
+                "vocabulary_insert",
+                [{"name": name, "word": w, "position": i} for i, w in enumerate(dict.fromkeys(words))],
             )
 
     def vocabulary(self, name: str) -> list[str]:
-        return [
-            r[0]
-            for r in self.con.execute(
-                "SELECT descriptor FROM vocabularies WHERE vocabulary = ? ORDER BY position", [name]
-            ).fetchall()
-        ]
+        return [r[0] for r in self._run("vocabulary_words", name=name)]
 
     def vocabularies(self) -> dict[str, list[str]]:
         """Every stored word list: name -> words in their stored order."""
         out: dict[str, list[str]] = {}
-        for name, word in self.con.execute(
-            "SELECT vocabulary, descriptor FROM vocabularies ORDER BY vocabulary, position"
-        ).fetchall():
+        for name, word in self._run("vocabularies_all"):
             out.setdefault(name, []).append(word)
         return out
 
     def add_prompts(self, pairs: Sequence[tuple[str, str, str]]) -> None:
         """Record (descriptor, template, prompt) triples."""
-        if pairs:
-            self.con.executemany(
-                "INSERT OR IGNORE INTO prompts (descriptor, template, prompt) VALUES (?, ?, ?)", list(pairs)
-            )
+        self._many("prompt_add", [{"descriptor": d, "template": t, "prompt": p} for d, t, p in pairs])
 
     def all_prompts(self) -> list[str]:
-        return [r[0] for r in self.con.execute("SELECT DISTINCT prompt FROM prompts ORDER BY prompt").fetchall()]
+        return [r[0] for r in self._run("prompts_all")]
+
+    # ------------------------------------------------------------ FAISS index records
+    def index_text_rows(self, space_id: str, prompts: Sequence[str]) -> list[tuple[str, int]]:
+        """(prompt, batch_id) of the stored text vectors among ``prompts``, in their order."""
+        return [(r[0], int(r[1])) for r in self._run("index_text_rows", space_id=space_id, prompts=list(prompts))]
+
+    def index_audio_rows(self, space_id: str) -> list[tuple[str, int]]:
+        """(clip hash, batch_id) of every audio vector of a space, by hash."""
+        return [(r[0], int(r[1])) for r in self._run("index_audio_rows", space_id=space_id)]
+
+    def index_record(self, name: str) -> tuple[str, int, str] | None:
+        """(path, n_rows, store_state) an index was recorded with, or None."""
+        rows = self._run("index_record", name=name)
+        return (str(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
+
+    def index_records(self) -> list[tuple[str, str, str, str]]:
+        """(index_name, space_id, kind, path) of every recorded index."""
+        return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in self._run("index_records_all")]
+
+    def record_index(self, name: str, space_id: str, kind: str, path: str, n_rows: int, state: str) -> None:
+        with self.transaction():
+            self._run("index_upsert", name=name, space_id=space_id, kind=kind, path=path, n_rows=n_rows, state=state)
+
+    def forget_index(self, name: str) -> None:
+        self._run("index_delete", name=name)
+
+    # ------------------------------------------------------------ rated datasets (exp1)
+    def replace_rated_dataset(
+        self,
+        dataset: str,
+        instruments: Sequence[tuple[str, str, str, str]],
+        ratings: Sequence[tuple[str, str, str, float]],
+        run_id: int | None,
+    ) -> None:
+        """Replace a rated dataset's stimuli and ratings in one transaction.
+
+        Args:
+            instruments: (instrument, split, clip_sha256, source) rows.
+            ratings: (instrument, descriptor, column_name, rating) rows.
+        """
+        with self.transaction():
+            self._run("rated_delete_ratings", dataset=dataset)
+            self._run("rated_delete_instruments", dataset=dataset)
+            self._many("rated_insert_instrument", [
+                {"dataset": dataset, "instrument": i, "split": s, "clip_sha256": h, "source": src, "run_id": run_id}
+                for i, s, h, src in instruments
+            ])
+            self._many("rated_insert_rating", [
+                {"dataset": dataset, "instrument": i, "descriptor": d, "column_name": c, "rating": v}
+                for i, d, c, v in ratings
+            ])
+
+    def count_ratings(self, dataset: str) -> int:
+        return int(self._value("ratings_count", dataset=dataset))
+
+    # ------------------------------------------------------------ dissimilarity studies (exp3)
+    def replace_dissimilarity_study(
+        self,
+        dataset: str,
+        collection: str,
+        matrix_path: str,
+        matrix_sha256: str,
+        stimuli: Sequence[tuple[str, str]],
+        ratings: Sequence[tuple[int, int, float]],
+        run_id: int | None,
+    ) -> None:
+        """Replace a study's record, stimuli (file, clip hash; matrix order) and ratings (i, j, value)."""
+        with self.transaction():
+            for name in ("dissim_delete_ratings", "dissim_delete_stimuli", "dissim_delete_dataset"):
+                self._run(name, dataset=dataset)
+            self._run(
+                "dissim_insert_dataset", dataset=dataset, collection=collection, n_stimuli=len(stimuli),
+                matrix_path=matrix_path, matrix_sha256=matrix_sha256, run_id=run_id,
+            )
+            self._many("dissim_insert_stimulus", [
+                {"dataset": dataset, "stimulus_index": k, "file": f, "clip_sha256": h}
+                for k, (f, h) in enumerate(stimuli)
+            ])
+            self._many("dissim_insert_rating", [
+                {"dataset": dataset, "i": i, "j": j, "dissimilarity": v} for i, j, v in ratings
+            ])
+
+    # ------------------------------------------------------------ effect variants (exp2)
+    def exp2_source_labels(self) -> dict[str, str]:
+        """source hash -> label of every stored exp2 source."""
+        return dict(self._run("exp2_source_labels"))
+
+    def add_exp2_source(
+        self, sha256: str, label: str, kind: str, origin: str, sample_rate: int, channels: int, duration_s: float,
+        renderer_version: str,
+    ) -> None:
+        """Record a source (kept if present) and mark its variants of this renderer as used, together."""
+        with self.transaction():
+            self._run(
+                "exp2_source_add", sha=sha256, label=label, kind=kind, origin=origin, sample_rate=sample_rate,
+                channels=channels, duration_s=duration_s,
+            )
+            self._run("exp2_variants_touch", sha=sha256, version=renderer_version)
+
+    def variants_of(self, source_sha256: str, renderer_version: str) -> dict[tuple[str, str, float], str]:
+        """(effect, descriptor, strength rounded to 1e-6) -> clip hash of a source's stored variants."""
+        return {
+            (e, d, round(float(s), 6)): h
+            for e, d, s, h in self._run("exp2_variants_of", sha=source_sha256, version=renderer_version)
+        }
+
+    def upsert_variants(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Record rendered variants (keys of ``exp2_variant_upsert``) in one transaction."""
+        if rows:
+            with self.transaction():
+                self._many("exp2_variant_upsert", rows)
+
+    def count_variants(self, renderer: str | None = None) -> int:
+        return int(self._value("exp2_variants_count", renderer=renderer))
+
+    def renderer_versions(self) -> list[str]:
+        return [r[0] for r in self._run("exp2_renderer_versions")]
+
+    def imported_exp2_models(self) -> list[str]:
+        return [r[0] for r in self._run("exp2_imported_models")]
+
+    def count_imported_exp2(self, model: str | None = None) -> int:
+        return int(self._value("exp2_imported_count", model=model))
+
+    def replace_imported_exp2(self, model: str, rows: Sequence[dict[str, Any]]) -> int:
+        """Replace the exp2 rows filed under ``model``; returns how many were replaced."""
+        with self.transaction():
+            replaced = self.count_imported_exp2(model)
+            self._run("exp2_imported_delete", model=model)
+            self._many("exp2_imported_insert", [{"model": model, **r} for r in rows])
+        return replaced
+
+    # ------------------------------------------------------------ what the report shows
+    def vector_counts(self) -> dict[tuple[str, str], int]:
+        """(space_id, modality) -> number of vectors."""
+        return {(r[0], r[1]): int(r[2]) for r in self._run("report_vector_counts")}
+
+    def batch_provenance(self) -> list[tuple[str, str, str, Any]]:
+        """(space_id, device, dtype, provenance JSON) of every batch, oldest first."""
+        return [(str(r[0]), str(r[1]), str(r[2]), r[3]) for r in self._run("report_batches")]
+
+    def runs(self) -> list[tuple[Any, ...]]:
+        """(run_id, command, version, started_at, finished_at, summary) of every run."""
+        return self._run("report_runs")
+
+    def table_counts(self) -> dict[str, int]:
+        """Rows per base table."""
+        out = {}
+        for (name,) in self._run("report_tables"):
+            # identifiers come from the catalogue, not from the user; quoted anyway
+            quoted = '"' + str(name).replace('"', '""') + '"'
+            out[str(name)] = int(self.con.execute(f"SELECT count(*) FROM {quoted}").fetchall()[0][0])
+        return out

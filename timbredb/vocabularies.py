@@ -44,7 +44,7 @@ def read_word_file(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise VocabularyError(f"{path}: cannot read vocabulary file ({exc})") from exc
-    words = []
+    words: list[str] = []
     for line in text.splitlines():
         line = line.split("#", 1)[0]
         words.extend(w.strip().lower() for w in line.split(",") if w.strip())

@@ -70,7 +70,8 @@ def row_pearson(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.fl
 
 
 def _rng(seed: int, key: str, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed % 2**63, zlib.crc32(key.encode("utf-8")), stream])
+    # crc32 keys: the streams exp1 has always used (its published intervals and p-values)
+    return stats.rng(seed, zlib.crc32(key.encode("utf-8")), stream)
 
 
 def bootstrap_ci(
@@ -84,12 +85,7 @@ def bootstrap_ci(
     if n_bootstrap <= 0 or n < 2:
         return float("nan"), float("nan")
     idx = rng.integers(0, n, size=(n_bootstrap, n))
-    r = row_pearson(x[idx], y[idx])
-    r = r[np.isfinite(r)]
-    if r.size == 0:
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(r, [2.5, 97.5])
-    return float(lo), float(hi)
+    return stats.percentile_interval(row_pearson(x[idx], y[idx]))
 
 
 def permutation_p(
@@ -230,7 +226,7 @@ def run_exp1(
     """
     check_template(template)
     coverage = queries.run(store, "exp1_coverage")
-    if store.scalar("SELECT count(*) FROM ratings WHERE dataset = 'ccmusic'") == 0:
+    if store.count_ratings("ccmusic") == 0:
         raise AnalysisError("no CCMusic ratings in the store; run `timbredb ingest ccmusic` first")
     space_ids: list[str] | None = None
     if model is not None:

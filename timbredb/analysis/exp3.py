@@ -27,7 +27,6 @@ resampled within each study (seeded, deterministic per model and distance).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +35,7 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from timbredb import queries
+from timbredb.analysis.stats import percentile_interval, rng, stable_key
 from timbredb.errors import AnalysisError
 from timbredb.store import Store
 
@@ -191,9 +191,7 @@ def _point(parts: list[AnchorScores]) -> dict[str, float]:
 def _rng(seed: int, model: str, distance: str) -> np.random.Generator:
     # the stream depends only on (seed, model, distance), so --model X gives the
     # same intervals as a run over every model
-    tag = int.from_bytes(hashlib.sha256(f"{model}\0{distance}".encode()).digest()[:8], "big")
-    # numpy seeds must be non-negative; --seed accepts any int (as exp1 does)
-    return np.random.default_rng([seed % 2**63, tag])
+    return rng(seed, stable_key(f"{model}\0{distance}"))
 
 
 def _bootstrap(
@@ -222,13 +220,11 @@ def _finish(sums: dict[str, NDArray[np.float64]], n: int) -> dict[str, NDArray[n
 
 def _interval(replicates: dict[str, NDArray[np.float64]] | None) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
-    alpha = (1.0 - CI_LEVEL) / 2.0
     for m in METRICS:
         if replicates is None:
             out[f"{m}_ci_low"] = out[f"{m}_ci_high"] = None
         else:
-            lo, hi = np.quantile(replicates[m], [alpha, 1.0 - alpha])
-            out[f"{m}_ci_low"], out[f"{m}_ci_high"] = float(lo), float(hi)
+            out[f"{m}_ci_low"], out[f"{m}_ci_high"] = percentile_interval(replicates[m], CI_LEVEL)
     return out
 
 
@@ -284,7 +280,9 @@ _SCHEMA: dict[str, type[pl.DataType] | pl.DataType] = {
 }
 
 
-def run_exp3(store: Store, model: str | None = None, n_bootstrap: int = 1000, seed: int = 0) -> pl.DataFrame:
+def run_exp3(
+    store: Store, model: str | None = None, n_bootstrap: int = 1000, seed: int = 0
+) -> dict[str, pl.DataFrame]:
     """Alignment of every audio model's distances with human timbre dissimilarity.
 
     Args:
@@ -295,7 +293,7 @@ def run_exp3(store: Store, model: str | None = None, n_bootstrap: int = 1000, se
         seed: seed of the bootstrap.
 
     Returns:
-        One row per model x study (then "all") x distance: model, dataset, distance
+        {"metrics": one row per model x study (then "all") x distance}: model, dataset, distance
         ("cosine" | "l2"), n_stimuli, n_datasets, spearman, kendall, ndcg,
         triplet_agreement, mae, and <metric>_ci_low / <metric>_ci_high (95%).
         A model is evaluated only on the studies whose stimuli it has all embedded.
@@ -311,7 +309,7 @@ def run_exp3(store: Store, model: str | None = None, n_bootstrap: int = 1000, se
     spaces = [s for s in store.spaces(model) if "audio" in s.modalities]
     if model is not None and not spaces:
         raise AnalysisError(f"no stored audio model matches {model!r}; see `timbredb sql \"SELECT label FROM spaces\"`")
-    coverage = queries.run(store, "exp3_coverage").filter(pl.col("complete"))
+    coverage = queries.run(store, "exp3_coverage", space_ids=[s.space_id for s in spaces]).filter(pl.col("complete"))
     rows: list[dict[str, object]] = []
     for space in spaces:
         names = coverage.filter(pl.col("space_id") == space.space_id)["dataset"].to_list()
@@ -334,4 +332,4 @@ def run_exp3(store: Store, model: str | None = None, n_bootstrap: int = 1000, se
         raise AnalysisError(
             "no audio model has vectors for all the stimuli of a stored study; run `timbredb ingest timbremetrics`"
         )
-    return pl.DataFrame(rows, schema=_SCHEMA)
+    return {"metrics": pl.DataFrame(rows, schema=_SCHEMA)}

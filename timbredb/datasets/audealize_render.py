@@ -31,11 +31,26 @@ import numpy as np
 from numpy.typing import NDArray
 
 from timbredb import dsp
-from timbredb.audio import AUDIO_EXTENSIONS, from_array, resample
-from timbredb.datasets.audealize import REVERB_PARAMS, load_eq_curves, load_reverb_settings, normalise_curve
-from timbredb.errors import AudioError, DatasetError, TimbreDBError, VocabularyError, first_line
-from timbredb.ingest import Ingestor
-from timbredb.vocabularies import AUDEALIZE_EQ, AUDEALIZE_REVERB, check_template, read_word_file
+from timbredb.audio import AUDIO_EXTENSIONS, from_array, read_pcm, resample
+from timbredb.datasets.audealize import (
+    REVERB_PARAMS,
+    load_eq_curves,
+    load_reverb_settings,
+    normalise_curve,
+)
+from timbredb.errors import (
+    AudioError,
+    DatasetError,
+    TimbreDBError,
+    VocabularyError,
+)
+from timbredb.ingest import IngestOptions, Ingestor
+from timbredb.vocabularies import (
+    AUDEALIZE_EQ,
+    AUDEALIZE_REVERB,
+    check_template,
+    read_word_file,
+)
 
 EFFECTS = ("eq", "reverb")
 DEFAULT_STRENGTHS = (0.2, 0.4, 0.6, 0.8, 1.0)
@@ -73,7 +88,7 @@ class Job:
 @dataclass
 class _Batch:
     audio: list[Any] = field(default_factory=list)
-    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def renderer_version(length_s: float | None) -> str:
@@ -144,25 +159,6 @@ def plan_words(
 
 
 # ---------------------------------------------------------------- sources
-def read_pcm(path: Path) -> tuple[NDArray[np.float32], int]:
-    """Multichannel float32 (frames, channels) PCM of a file (soundfile, else pedalboard)."""
-    import soundfile as sf
-
-    try:
-        pcm, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        return np.ascontiguousarray(pcm), int(sr)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as first:
-        import pedalboard.io
-
-        try:
-            with pedalboard.io.AudioFile(str(path)) as f:
-                data = f.read(f.frames)
-                sr = int(round(f.samplerate))
-        except (RuntimeError, ValueError, OSError, EOFError):
-            raise AudioError(str(path), f"unreadable audio ({first_line(first)})") from first
-        return np.ascontiguousarray(data.T, dtype=np.float32), sr
-
-
 def _source(label: str, kind: str, origin: str, pcm: NDArray[np.float32], sr: int) -> Source:
     if pcm.shape[1] > 2:
         raise AudioError(origin, f"has {pcm.shape[1]} channels; effects are rendered on mono or stereo sources")
@@ -220,7 +216,7 @@ def load_sources(ingestor: Ingestor, data_dir: Path, extra: list[Path]) -> list[
             ingestor.error("mixture", str(exc), "render")
     # labels name trajectories, so they stay unique across runs: a stored source keeps its
     # label, and a new file whose stem is taken by other audio gets a hash suffix
-    stored = dict(ingestor.store.con.execute("SELECT source_sha256, label FROM exp2_sources").fetchall())
+    stored = ingestor.store.exp2_source_labels()
     labels = {s.label for s in sources} | set(stored.values())
     for path in extra:
         p = Path(path)
@@ -284,7 +280,7 @@ def shared_parameters(
     return {e: sorted(g) for e, g in sorted(out.items())}
 
 
-def ingest(ingestor: Ingestor, data_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
+def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[str, Any]:
     """Render, store and embed every missing Experiment 2 variant.
 
     Options used: words, strengths, sources, length_s, prompts (see module doc).
@@ -299,10 +295,10 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: dict[str, Any]) -> dict[
     store = ingestor.store
     eq_curves = load_eq_curves(data_dir)
     reverb_settings = load_reverb_settings(data_dir)
-    plan, missing_words = plan_words(options.get("words"), eq_curves, reverb_settings)
-    strengths = parse_strengths(options.get("strengths"))
-    templates = [check_template(t) for t in (options.get("prompts") or [DEFAULT_TEMPLATE])]
-    length_s = options.get("length_s")
+    plan, missing_words = plan_words(options.words, eq_curves, reverb_settings)
+    strengths = parse_strengths(options.strengths)
+    templates = [check_template(t) for t in (options.prompts or [DEFAULT_TEMPLATE])]
+    length_s = options.length_s
     version = renderer_version(length_s)
     if missing_words:
         ingestor.warn(f"audealize: no parameters for {', '.join(missing_words)}; skipped")
@@ -318,7 +314,7 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: dict[str, Any]) -> dict[
         text = "; ".join(" = ".join(g) for g in groups)
         ingestor.warn(f"audealize: {effect} words with identical parameters (identical variants): {text}")
 
-    sources = load_sources(ingestor, data_dir, [Path(p) for p in options.get("sources") or []])
+    sources = load_sources(ingestor, data_dir, [Path(p) for p in options.sources])
     if not sources:
         raise DatasetError(f"{Path(data_dir) / 'audealize' / 'audio'}: no source audio to render effects on")
 
@@ -335,24 +331,10 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: dict[str, Any]) -> dict[
             Job(effect, word, s, params[(effect, word)]) for effect, word in plan for s in strengths
         ]
         n_keys += len(jobs)
-        with store.transaction() as con:
-            con.execute(
-                "INSERT OR IGNORE INTO exp2_sources "
-                "(source_sha256, label, kind, origin, sample_rate, channels, duration_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [src.sha256, src.label, src.kind, src.origin, src.sample_rate, src.pcm.shape[1], src.duration_s],
-            )
-            con.execute(
-                "UPDATE variants SET seen_at = now() WHERE source_sha256 = ? AND renderer_version = ?",
-                [src.sha256, version],
-            )
-        existing = {
-            (e, d, round(float(s), 6)): h
-            for e, d, s, h in store.con.execute(
-                "SELECT effect, descriptor, strength, clip_sha256 FROM variants "
-                "WHERE source_sha256 = ? AND renderer_version = ?",
-                [src.sha256, version],
-            ).fetchall()
-        }
+        store.add_exp2_source(
+            src.sha256, src.label, src.kind, src.origin, src.sample_rate, src.pcm.shape[1], src.duration_s, version
+        )
+        existing = store.variants_of(src.sha256, version)
         incomplete = ingestor.missing_for(list(existing.values())) if existing else set()
         todo = []
         for job in jobs:
@@ -391,10 +373,12 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: dict[str, Any]) -> dict[
                 old = existing.get((job.effect, job.word, job.strength))
                 if old is not None and old != sha:
                     mismatched += 1
-                batch.rows.append((
-                    src.sha256, job.effect, job.word, job.strength, version, sha, params_json(job),
-                    duration_s, tail_s, ingestor.run_id,
-                ))
+                batch.rows.append({
+                    "source_sha256": src.sha256, "effect": job.effect, "descriptor": job.word,
+                    "strength": job.strength, "renderer_version": version, "clip_sha256": sha,
+                    "params": params_json(job), "duration_s": duration_s, "tail_s": tail_s,
+                    "run_id": ingestor.run_id,
+                })
                 bar.update(1)
                 if len(batch.audio) >= ingestor.batch_size:
                     _flush(ingestor, batch)
@@ -429,15 +413,6 @@ def _flush(ingestor: Ingestor, batch: _Batch) -> None:
     between the two only costs a re-render)."""
     if batch.audio:
         ingestor.add_audio(batch.audio)
-    if batch.rows:
-        with ingestor.store.transaction() as con:
-            con.executemany(
-                "INSERT INTO variants (source_sha256, effect, descriptor, strength, renderer_version, clip_sha256, "
-                "params, duration_s, tail_s, run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (source_sha256, effect, descriptor, strength, renderer_version) DO UPDATE SET "
-                "clip_sha256 = excluded.clip_sha256, params = excluded.params, duration_s = excluded.duration_s, "
-                "tail_s = excluded.tail_s, run_id = excluded.run_id, seen_at = now()",
-                batch.rows,
-            )
+    ingestor.store.upsert_variants(batch.rows)
     batch.audio.clear()
     batch.rows.clear()

@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from timbredb.audio import Audio, from_array
+from timbredb.audio import Audio, decode, decode_bytes
 from timbredb.errors import AudioError, DatasetError, first_line
 from timbredb.vocabularies import BARE, CCMUSIC
 
 if TYPE_CHECKING:
-    from timbredb.ingest import Ingestor
+    from timbredb.ingest import IngestOptions, Ingestor
 
 DATASET = "ccmusic"
 #: the hub dataset read when no local folder is present (a repo id or a local path)
@@ -217,19 +217,11 @@ class HubAudio:
 
     def decode(self) -> Audio:
         """Decode to an Audio clip (the same PCM hash as the file would give)."""
-        import soundfile as sf
-
-        from timbredb.audio import decode
-
         if self.data is None:
             if not self.path:
                 raise AudioError(self.source, "the hub row holds no audio")
             return decode(self.path)
-        try:
-            pcm, sample_rate = sf.read(io.BytesIO(self.data), dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-            raise AudioError(self.source, f"unreadable audio ({first_line(exc)})") from exc
-        return from_array(pcm, int(sample_rate), self.source)
+        return decode_bytes(self.data, self.source)
 
 
 def _shortest_float32(value: Any) -> Any:
@@ -323,19 +315,13 @@ def _is_hub_snapshot(folder: Path) -> bool:
 # ---------------------------------------------------------------- ingest
 def _store_table(ingestor: Ingestor, table: RatingTable, clips: dict[str, str]) -> None:
     """Replace the stored CCMusic instruments and ratings by these (one transaction)."""
-    store = ingestor.store
     rows = [r for r in table.rows if r.instrument in clips]
-    with store.transaction() as con:
-        con.execute("DELETE FROM ratings WHERE dataset = ?", [DATASET])
-        con.execute("DELETE FROM instruments WHERE dataset = ?", [DATASET])
-        con.executemany(
-            "INSERT INTO instruments (dataset, instrument, split, clip_sha256, source, run_id) VALUES (?, ?, ?, ?, ?, ?)",
-            [(DATASET, r.instrument, r.split, clips[r.instrument], table.source, ingestor.run_id) for r in rows],
-        )
-        con.executemany(
-            "INSERT INTO ratings (dataset, instrument, descriptor, column_name, rating) VALUES (?, ?, ?, ?, ?)",
-            [(DATASET, r.instrument, d, table.columns[d], v) for r in rows for d, v in r.ratings.items()],
-        )
+    ingestor.store.replace_rated_dataset(
+        DATASET,
+        [(r.instrument, r.split, clips[r.instrument], table.source) for r in rows],
+        [(r.instrument, d, table.columns[d], v) for r in rows for d, v in r.ratings.items()],
+        ingestor.run_id,
+    )
 
 
 def _column_naming(columns: dict[str, str]) -> str:
@@ -347,7 +333,7 @@ def _column_naming(columns: dict[str, str]) -> str:
     return "mixed"
 
 
-def ingest(ingestor: Ingestor, data_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
+def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[str, Any]:
     """Store the CCMusic recordings as clips, their ratings, and the 16 descriptor prompts.
 
     Args:
@@ -371,7 +357,9 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: dict[str, Any]) -> dict[
             if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES and f.stem not in files
         )
         if extra:
-            ingestor.warn(f"{folder / 'audio'}: {len(extra)} audio file(s) without a ratings row ignored ({', '.join(extra[:5])})")
+            ingestor.warn(
+                f"{folder / 'audio'}: {len(extra)} audio file(s) without a ratings row ignored ({', '.join(extra[:5])})"
+            )
         stored = ingestor.add_files([files[r.instrument] for r in table.rows], desc="ccmusic")
         by_path = {fc.path: fc.clip_sha256 for fc in stored}
         clips = {name: by_path[p.resolve()] for name, p in files.items() if p.resolve() in by_path}
@@ -400,7 +388,7 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: dict[str, Any]) -> dict[
             clips.update({name: h for (name, _), h in zip(decoded, hashes)})
         kind = "hub"
     _store_table(ingestor, table, clips)
-    templates = list(options.get("prompts") or []) or [BARE]
+    templates = list(options.prompts) or [BARE]
     prompts = ingestor.add_descriptors(list(CCMUSIC), templates, vocabulary="ccmusic")
     splits = {s: sum(1 for r in table.rows if r.split == s and r.instrument in clips) for s in SPLITS}
     return {

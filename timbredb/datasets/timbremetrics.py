@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 from timbredb.audio import AUDIO_EXTENSIONS
 from timbredb.errors import DatasetError
-from timbredb.ingest import Ingestor
+from timbredb.ingest import IngestOptions, Ingestor
 
 COLLECTION = "timbremetrics"
 MATRIX_SUFFIX = "_dissimilarity_matrix.txt"
@@ -156,22 +156,15 @@ def _store_dataset(ingestor: Ingestor, ds: DissimilarityDataset, hashes: list[st
     """Replace the study's rows (dataset, stimuli, ratings) in one transaction."""
     n = len(ds.files)
     iu, ju = np.triu_indices(n, k=1)
-    ratings = [(ds.name, int(i), int(j), float(ds.matrix[i, j])) for i, j in zip(iu, ju)]
-    store = ingestor.store
-    with store.transaction() as con:
-        for table in ("dissimilarity_ratings", "dissimilarity_stimuli", "dissimilarity_datasets"):
-            con.execute(f"DELETE FROM {table} WHERE dataset = ?", [ds.name])
-        con.execute(
-            "INSERT INTO dissimilarity_datasets (dataset, collection, n_stimuli, matrix_path, matrix_sha256, run_id) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            [ds.name, COLLECTION, n, str(ds.matrix_path.resolve()),
-             hashlib.sha256(ds.matrix_path.read_bytes()).hexdigest(), ingestor.run_id],
-        )
-        con.executemany(
-            "INSERT INTO dissimilarity_stimuli (dataset, stimulus_index, file, clip_sha256) VALUES (?, ?, ?, ?)",
-            [(ds.name, k, f.name, h) for k, (f, h) in enumerate(zip(ds.files, hashes))],
-        )
-        con.executemany("INSERT INTO dissimilarity_ratings (dataset, i, j, dissimilarity) VALUES (?, ?, ?, ?)", ratings)
+    ingestor.store.replace_dissimilarity_study(
+        ds.name,
+        COLLECTION,
+        str(ds.matrix_path.resolve()),
+        hashlib.sha256(ds.matrix_path.read_bytes()).hexdigest(),
+        [(f.name, h) for f, h in zip(ds.files, hashes)],
+        [(int(i), int(j), float(ds.matrix[i, j])) for i, j in zip(iu, ju)],
+        ingestor.run_id,
+    )
 
 
 def _ingest_one(ingestor: Ingestor, name: str, sounds: Path, matrices: Path) -> int:
@@ -196,7 +189,7 @@ def _ingest_one(ingestor: Ingestor, name: str, sounds: Path, matrices: Path) -> 
     return len(ds.files)
 
 
-def ingest(ingestor: Ingestor, data_dir: Path, options: dict[str, Any]) -> dict[str, Any]:
+def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[str, Any]:
     """Store every study found under ``data_dir/timbremetrics`` and embed its stimuli.
 
     A problem with one study (missing matrix or sounds, malformed matrix, size

@@ -1,7 +1,14 @@
 """Embedding models: a cheap registry of specs and lazily loaded implementations."""
 
 from timbredb.models.base import Availability, EmbeddingModel, ModelSpec, WindowPolicy
-from timbredb.models.registry import SPECS, availability, load, parse_name, specs, usable_models
+from timbredb.models.registry import (
+    SPECS,
+    availability,
+    load,
+    parse_name,
+    specs,
+    usable_models,
+)
 
 __all__ = [
     "SPECS",

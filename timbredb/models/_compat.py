@@ -128,7 +128,7 @@ def offline() -> Iterator[None]:
     saved_tf = getattr(tf_hub, "_is_offline_mode", None) if tf_hub is not None else None
     hf_constants.HF_HUB_OFFLINE = True
     if tf_hub is not None and hasattr(tf_hub, "_is_offline_mode"):
-        tf_hub._is_offline_mode = True
+        tf_hub._is_offline_mode = True  # type: ignore[attr-defined]
     _reset_hub_sessions()
     try:
         yield
@@ -138,7 +138,7 @@ def offline() -> Iterator[None]:
         tf_hub = sys.modules.get("transformers.utils.hub")
         if tf_hub is not None and hasattr(tf_hub, "_is_offline_mode"):
             # transformers imported inside the block copied the forced value: undo that too
-            tf_hub._is_offline_mode = saved_tf if saved_tf is not None else saved_hub
+            tf_hub._is_offline_mode = saved_tf if saved_tf is not None else saved_hub  # type: ignore[attr-defined]
 
 
 def _reset_hub_sessions() -> None:

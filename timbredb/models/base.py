@@ -27,9 +27,14 @@ from numpy.typing import NDArray
 
 from timbredb import __version__
 from timbredb.audio import RESAMPLER, Audio, resample
-from timbredb.errors import AudioError, ModelUnavailableError, TimbreDBError, VocabularyError
+from timbredb.errors import (
+    AudioError,
+    ModelUnavailableError,
+    TimbreDBError,
+    VocabularyError,
+)
 from timbredb.parallel import ordered_map
-from timbredb.store import SpaceRecord
+from timbredb.spaces import SpaceRecord
 
 
 @dataclass(frozen=True)

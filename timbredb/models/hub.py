@@ -22,9 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from timbredb.config import offline
 from timbredb.errors import ModelUnavailableError, first_line
-
-_TRUE = {"1", "on", "yes", "true"}
 
 
 @dataclass(frozen=True)
@@ -55,11 +54,10 @@ def cache_dir() -> Path:
 
 
 def is_offline() -> bool:
-    """True when HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) forbids network access."""
+    """True when timbredb's offline rule (``timbredb.config.offline``) or huggingface_hub forbids the network."""
     from huggingface_hub import constants
 
-    env = (os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or "").lower()
-    return bool(constants.HF_HUB_OFFLINE) or env in _TRUE
+    return offline() or bool(constants.HF_HUB_OFFLINE)
 
 
 def locate(f: HubFile) -> Path | None:
@@ -146,7 +144,11 @@ def download(model_name: str, files: Sequence[HubFile]) -> list[Path]:
             f"into {cache_dir()}, or pass --weights PATH"
         )
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.utils import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.utils import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+    )
 
     if todo:
         _probe(model_name)

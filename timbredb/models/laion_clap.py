@@ -32,7 +32,13 @@ from numpy.typing import NDArray
 
 from timbredb.errors import ModelUnavailableError, TimbreDBError, VocabularyError
 from timbredb.models import _compat, hub
-from timbredb.models._torch import UNREADABLE, TorchEmbeddingModel, checkpoint_availability, torch_load, unreadable
+from timbredb.models._torch import (
+    UNREADABLE,
+    TorchEmbeddingModel,
+    checkpoint_availability,
+    torch_load,
+    unreadable,
+)
 from timbredb.models.base import Availability, ModelSpec, WindowPolicy
 
 REPO = "lukewys/laion_clap"

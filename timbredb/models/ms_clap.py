@@ -31,9 +31,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from timbredb.errors import ModelUnavailableError, TimbreDBError, VocabularyError, first_line
+from timbredb.errors import (
+    ModelUnavailableError,
+    TimbreDBError,
+    VocabularyError,
+    first_line,
+)
 from timbredb.models import _compat, hub
-from timbredb.models._torch import UNREADABLE, TorchEmbeddingModel, checkpoint_availability, torch_load
+from timbredb.models._torch import (
+    UNREADABLE,
+    TorchEmbeddingModel,
+    checkpoint_availability,
+    torch_load,
+)
 from timbredb.models.base import Availability, ModelSpec, WindowPolicy
 
 REPO = "microsoft/msclap"

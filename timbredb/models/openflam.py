@@ -28,7 +28,13 @@ from numpy.typing import NDArray
 
 from timbredb.errors import ModelUnavailableError, TimbreDBError, VocabularyError
 from timbredb.models import _compat, hub
-from timbredb.models._torch import UNREADABLE, TorchEmbeddingModel, torch_load, unreadable, weights_availability
+from timbredb.models._torch import (
+    UNREADABLE,
+    TorchEmbeddingModel,
+    torch_load,
+    unreadable,
+    weights_availability,
+)
 from timbredb.models.base import Availability, ModelSpec, WindowPolicy
 
 REPO = "kechenadobe/OpenFLAM"

@@ -28,7 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from timbredb.config import resolve_data_dir
-from timbredb.datasets.audealize import EQ_CENTRES_HZ, eqpoints_path, load_eq_curves, normalise_curve
+from timbredb.datasets.audealize import eqpoints_path, load_eq_curves, normalise_curve
+from timbredb.dsp import EQ_CENTRES_HZ
 from timbredb.errors import VocabularyError
 from timbredb.models.base import Availability, EmbeddingModel, ModelSpec, sha256_file
 

@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
+from timbredb.datasets.registry import datasets, ingest_function
 from timbredb.download import ensure_dataset
 from timbredb.errors import DatasetError, ModelUnavailableError, TimbreDBError
-from timbredb.ingest import DATASETS, IngestSummary, Ingestor, ingest_dataset
+from timbredb.ingest.ingestor import Ingestor, IngestSummary
+from timbredb.ingest.options import IngestOptions
 from timbredb.models import SPECS, load, usable_models
 from timbredb.progress import ProgressFactory, WarnFn, ignore, silent
 from timbredb.store import Store
 from timbredb.vocabularies import BARE, BUILTIN, DEFAULT_VOCABULARY, check_template
 
 
-@dataclass
-class IngestOptions:
-    """Options of `timbredb ingest`; dataset readers see them as a dict."""
+def _is_dataset(target: str) -> bool:
+    """A target names a dataset unless a file or folder of that name exists here."""
+    return target in datasets() and not Path(target).exists()
 
-    models: list[str] | None = None
-    batch_size: int = 16
-    device: str = "auto"
-    dtype: str = "float32"
-    weights: Path | None = None
-    prompts: list[str] = field(default_factory=list)
-    words: str | None = None
-    strengths: str | None = None
-    sources: list[Path] = field(default_factory=list)
-    length_s: float | None = None
+
+def ingest_dataset(ingestor: Ingestor, name: str, data_dir: Path, options: IngestOptions) -> None:
+    """Run one dataset's ingest; a missing or malformed dataset is recorded, not raised."""
+    spec = datasets()[name]
+    try:
+        result = ingest_function(spec)(ingestor, data_dir, options)
+    except DatasetError as exc:
+        ingestor.error(name, str(exc), "dataset")
+        return
+    ingestor.summary.datasets[name] = result or {}
 
 
 def run_ingest(
@@ -42,14 +42,18 @@ def run_ingest(
     """Ingest datasets and audio paths with the chosen models.
 
     Args:
+        db: the store file (created if missing).
+        data_dir: the root holding the datasets.
         targets: dataset names and/or audio files and folders; empty = every dataset.
+        options: the typed ingest options.
+        progress, warn: progress bars and one-line warnings (stderr in the CLI).
     """
     for t in options.prompts:
         check_template(t)
-    targets = targets or list(DATASETS)
+    targets = targets or list(datasets())
     for target in targets:
         # a missing dataset is downloaded first, so models built from its data (socialfx-eq) are usable
-        if target in DATASETS and not Path(target).exists():
+        if _is_dataset(target):
             try:
                 if ensure_dataset(target, data_dir):
                     warn(f"{target}: downloaded into {data_dir / target}")
@@ -69,20 +73,19 @@ def run_ingest(
     models = [
         load(n, device=options.device, dtype=options.dtype, data_dir=data_dir, weights=options.weights) for n in names
     ]
-    dataset_options: dict[str, Any] = asdict(options)
     with Store(db) as store:
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
                             command="ingest " + " ".join(targets))
         paths = []
         for target in targets:
-            if target in DATASETS and not Path(target).exists():
-                ingest_dataset(ingestor, target, data_dir, dataset_options)
+            if _is_dataset(target):
+                ingest_dataset(ingestor, target, data_dir, options)
             elif Path(target).exists():
                 paths.append(target)
             else:
                 ingestor.error(
                     target,
-                    f"{target}: no such file or folder, and not a dataset name ({', '.join(DATASETS)})",
+                    f"{target}: no such file or folder, and not a dataset name ({', '.join(datasets())})",
                     "decode",
                 )
         if paths:

@@ -1,44 +1,70 @@
-"""The report's figures: matplotlib (Agg), one function per figure.
+"""The report's figures, one function per figure.
 
-Every function takes polars frames and returns a ``Figure``; saving is the
-caller's business. Colours come from the Okabe–Ito palette (distinguishable
-with the common colour-vision deficiencies); diverging maps are ColorBrewer's
-RdBu, sequential ones viridis. Sizes are in inches and fit an A4/Letter page
+Every function takes polars frames and returns a ``matplotlib.figure.Figure``
+built without pyplot (no global figure manager, no backend switch) and inside
+``matplotlib.rc_context(STYLE)``, so importing this module changes no global
+rcParams; saving is the caller's business (``save`` applies the same style).
+Colours come from the Okabe–Ito palette (distinguishable with the common
+colour-vision deficiencies); diverging maps are ColorBrewer's RdBu,
+sequential ones viridis. Sizes are in inches and fit an A4/Letter page
 at 100 % (at most 7.5 in wide, or 10 in for the wide bar charts, landscape).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ParamSpec
 
 import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-import polars as pl  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+import numpy as np
+import polars as pl
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 #: Okabe & Ito (2008), ordered so the first colours contrast best on white.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 
 FONT_SIZE = 9
 
-plt.rcParams.update(
-    {
-        "font.size": FONT_SIZE,
-        "axes.titlesize": FONT_SIZE + 1,
-        "axes.labelsize": FONT_SIZE,
-        "legend.fontsize": FONT_SIZE - 1,
-        "xtick.labelsize": FONT_SIZE - 1,
-        "ytick.labelsize": FONT_SIZE - 1,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "svg.fonttype": "none",
-    }
-)
+#: the report's matplotlib style, applied per figure (never to the global rcParams)
+STYLE: dict[Any, Any] = {
+    "font.size": FONT_SIZE,
+    "axes.titlesize": FONT_SIZE + 1,
+    "axes.labelsize": FONT_SIZE,
+    "legend.fontsize": FONT_SIZE - 1,
+    "xtick.labelsize": FONT_SIZE - 1,
+    "ytick.labelsize": FONT_SIZE - 1,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "svg.fonttype": "none",
+}
+
+P = ParamSpec("P")
+
+
+def _styled(fn: Callable[P, Figure]) -> Callable[P, Figure]:
+    """Build the figure inside the report style (artists read rcParams when they are made)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> Figure:
+        with matplotlib.rc_context(STYLE):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def save(fig: Figure, path: Path, dpi: int = 150) -> None:
+    """Write a figure as PNG, in the report style."""
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(path, dpi=dpi)
+
+
+def _figure(figsize: tuple[float, float]) -> Figure:
+    return Figure(figsize=figsize, layout="constrained")
 
 
 def colour_map(names: Sequence[str]) -> dict[str, str]:
@@ -50,7 +76,7 @@ def colour_map(names: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def _zero_line(ax: plt.Axes, horizontal: bool = True) -> None:
+def _zero_line(ax: Axes, horizontal: bool = True) -> None:
     if horizontal:
         ax.axhline(0, color="0.4", linewidth=0.8, linestyle="--", zorder=0)
     else:
@@ -58,6 +84,7 @@ def _zero_line(ax: plt.Axes, horizontal: bool = True) -> None:
 
 
 # ---------------------------------------------------------------- Experiment 1
+@_styled
 def descriptor_bars(series: pl.DataFrame, colours: dict[str, str]) -> Figure:
     """Grouped bars of descriptor-level Pearson r (the study's Figure 2).
 
@@ -72,7 +99,8 @@ def descriptor_bars(series: pl.DataFrame, colours: dict[str, str]) -> Figure:
     names = list(dict.fromkeys(series["series"].to_list()))
     n = len(names)
     width = 0.84 / max(n, 1)
-    fig, ax = plt.subplots(figsize=(10, 4.2), layout="constrained")
+    fig = _figure((10, 4.2))
+    ax = fig.subplots()
     x = np.arange(len(descriptors))
     for k, name in enumerate(names):
         sub = series.filter(pl.col("series") == name)
@@ -102,6 +130,7 @@ def descriptor_bars(series: pl.DataFrame, colours: dict[str, str]) -> Figure:
     return fig
 
 
+@_styled
 def split_means(rows: pl.DataFrame, colours: dict[str, str]) -> Figure:
     """Instrument-level mean Pearson r ± 1.96·SEM per split and model (the study's Figure 3).
 
@@ -112,7 +141,8 @@ def split_means(rows: pl.DataFrame, colours: dict[str, str]) -> Figure:
     names = list(dict.fromkeys(rows["series"].to_list()))
     splits = [s for s in ("chinese", "western", "all") if s in set(rows["split"].to_list())]
     markers = {"chinese": "o", "western": "s", "all": "^"}
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 + 0.9 * len(names)), 3.6), layout="constrained")
+    fig = _figure((max(5.0, 1.0 + 0.9 * len(names)), 3.6))
+    ax = fig.subplots()
     offsets = np.linspace(-0.18, 0.18, len(splits)) if len(splits) > 1 else np.zeros(1)
     for k, name in enumerate(names):
         sub = rows.filter(pl.col("series") == name)
@@ -133,15 +163,16 @@ def split_means(rows: pl.DataFrame, colours: dict[str, str]) -> Figure:
     ax.set_ylabel("mean instrument-level Pearson r")
     ax.set_title("Instrument level: mean r ± 1.96·SEM per split")
     handles = [
-        plt.Line2D([], [], marker=markers[s], color="0.3", linestyle="", label=s.title()) for s in splits
+        Line2D([], [], marker=markers[s], color="0.3", linestyle="", label=s.title()) for s in splits
     ]
     handles.append(
-        plt.Line2D([], [], marker="o", color="0.3", markerfacecolor="white", linestyle="", label="published")
+        Line2D([], [], marker="o", color="0.3", markerfacecolor="white", linestyle="", label="published")
     )
     ax.legend(handles=handles, frameon=False, loc="best")
     return fig
 
 
+@_styled
 def heatmaps(
     panels: Sequence[tuple[str, np.ndarray]],
     row_labels: Sequence[str],
@@ -154,9 +185,8 @@ def heatmaps(
     ncols = min(n, 3)
     nrows = int(np.ceil(n / ncols))
     height = max(3.0, 0.13 * len(row_labels) + 1.6)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(min(7.5, 2.6 * ncols + 0.8), height * nrows), layout="constrained", squeeze=False
-    )
+    fig = _figure((min(7.5, 2.6 * ncols + 0.8), height * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, (title, matrix) in zip(axes.flat, panels):
         finite = matrix[np.isfinite(matrix)]
         vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
@@ -173,6 +203,7 @@ def heatmaps(
 
 
 # ---------------------------------------------------------------- Experiment 2
+@_styled
 def trajectories(
     points: pl.DataFrame, words: Sequence[str], effects: Sequence[str], colours: dict[str, str]
 ) -> Figure:
@@ -186,8 +217,8 @@ def trajectories(
               if points.filter((pl.col("effect") == e) & (pl.col("word") == w)).height]
     ncols = min(len(panels), 2)
     nrows = int(np.ceil(len(panels) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(7.5 if ncols > 1 else 4.5, 3.0 * nrows),
-                             layout="constrained", squeeze=False)
+    fig = _figure((7.5 if ncols > 1 else 4.5, 3.0 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, (effect, word) in zip(axes.flat, panels):
         sub = points.filter((pl.col("effect") == effect) & (pl.col("word") == word))
         for model in sorted(sub["model"].unique().to_list()):
@@ -203,7 +234,7 @@ def trajectories(
             lo = np.concatenate([[0.0], m["lo"].to_numpy()])
             hi = np.concatenate([[0.0], m["hi"].to_numpy()])
             colour = colours.get(model, "0.3")
-            ax.plot(s, mean, marker="o", markersize=4, color=colour, label=f"{model} (n={int(m['n'].max())})")
+            ax.plot(s, mean, marker="o", markersize=4, color=colour, label=f"{model} (n={int(m['n'].to_numpy().max())})")
             ax.fill_between(s, lo, hi, color=colour, alpha=0.15, linewidth=0)
         _zero_line(ax)
         ax.set_title(f"“{word}” ({effect})")
@@ -215,6 +246,7 @@ def trajectories(
     return fig
 
 
+@_styled
 def slope_heatmap(slopes: pl.DataFrame) -> Figure:
     """Mean slope over sources per word (rows) and model (columns), one panel per effect.
 
@@ -225,11 +257,8 @@ def slope_heatmap(slopes: pl.DataFrame) -> Figure:
     models = sorted(slopes["model"].unique().to_list())
     per_effect = {e: sorted(slopes.filter(pl.col("effect") == e)["word"].unique().to_list()) for e in effects}
     tallest = max(len(w) for w in per_effect.values())
-    fig, axes = plt.subplots(
-        1, len(effects),
-        figsize=(min(7.5, 1.2 + (0.55 * len(models) + 1.6) * len(effects)), max(3.2, 0.22 * tallest + 1.8)),
-        layout="constrained", squeeze=False,
-    )
+    fig = _figure((min(7.5, 1.2 + (0.55 * len(models) + 1.6) * len(effects)), max(3.2, 0.22 * tallest + 1.8)))
+    axes = fig.subplots(1, len(effects), squeeze=False)
     finite = slopes["slope"].drop_nans().drop_nulls().to_numpy()
     limit = float(np.abs(finite).max()) if finite.size else 1.0
     limit = limit or 1.0
@@ -257,6 +286,7 @@ def slope_heatmap(slopes: pl.DataFrame) -> Figure:
 
 
 # ---------------------------------------------------------------- Experiment 3
+@_styled
 def metric_bars(rows: pl.DataFrame, metric: str, colours: dict[str, str], reference: float | None) -> Figure:
     """A metric per dataset (x) and model (bars), the aggregate "all" last.
 
@@ -269,7 +299,8 @@ def metric_bars(rows: pl.DataFrame, metric: str, colours: dict[str, str], refere
         datasets.append("all")
     models = list(dict.fromkeys(rows["model"].to_list()))
     width = 0.84 / max(len(models), 1)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(datasets) + 2.0), 3.6), layout="constrained")
+    fig = _figure((max(5.0, 0.7 * len(datasets) + 2.0), 3.6))
+    ax = fig.subplots()
     x = np.arange(len(datasets))
     for k, model in enumerate(models):
         lookup = {r["dataset"]: _num(r[metric]) for r in rows.filter(pl.col("model") == model).iter_rows(named=True)}

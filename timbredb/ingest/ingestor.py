@@ -1,4 +1,4 @@
-"""Ingest: audio -> clips -> embeddings in every selected space, resumably.
+"""The Ingestor: audio -> clips -> embeddings in every selected space, resumably.
 
 Work is keyed by content: a file whose (path, size, mtime) is recorded is not
 decoded again unless a selected space lacks its vector; a clip whose hash is
@@ -10,18 +10,18 @@ any point loses at most the batch in flight and a re-run adds no duplicates.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from timbredb.audio import Audio, decode, find_audio_files
-from timbredb.errors import AudioError, DatasetError, TimbreDBError, VocabularyError
+from timbredb.errors import AudioError, TimbreDBError, VocabularyError
 from timbredb.models.base import EmbeddingModel
 from timbredb.parallel import ordered_map
 from timbredb.progress import ProgressFactory, WarnFn, ignore, silent
 from timbredb.store import Store
-from timbredb.vocabularies import BARE, BUILTIN, DEFAULT_VOCABULARY, render_prompt
+from timbredb.vocabularies import BARE, render_prompt
 
 
 @dataclass
@@ -188,12 +188,7 @@ class Ingestor:
         missing: set[str] = set()
         for m in self.models:
             missing.update(self.store.missing_audio(m.space_id, clip_hashes))
-        stored = {
-            r[0]
-            for r in self.store.con.execute(
-                "SELECT clip_sha256 FROM clips WHERE list_contains(?, clip_sha256)", [list(clip_hashes)]
-            ).fetchall()
-        }
+        stored = self.store.stored_clips(clip_hashes)
         missing.update(h for h in clip_hashes if h not in stored)
         return missing
 
@@ -223,10 +218,7 @@ class Ingestor:
         prov = model.provenance()
         with self.store.transaction():
             # the checkpoint hash is known only once weights are loaded
-            self.store.con.execute(
-                "UPDATE spaces SET checkpoint_sha256 = ? WHERE space_id = ? AND checkpoint_sha256 IS NULL",
-                [model.checkpoint_sha256, model.space_id],
-            )
+            self.store.set_checkpoint_sha256(model.space_id, model.checkpoint_sha256)
             batch_id = self.store.add_batch(
                 model.space_id, "audio", len(hashes), model.device, model.dtype, prov, self.run_id
             )
@@ -235,7 +227,9 @@ class Ingestor:
             )
 
     # ------------------------------------------------------------ text
-    def add_descriptors(self, words: Sequence[str], templates: Sequence[str] = (BARE,), vocabulary: str | None = None) -> list[str]:
+    def add_descriptors(
+        self, words: Sequence[str], templates: Sequence[str] = (BARE,), vocabulary: str | None = None
+    ) -> list[str]:
         """Register descriptors x templates as prompts and embed them with every text model.
 
         Returns:
@@ -273,12 +267,17 @@ class Ingestor:
             if not ok:
                 continue
             vectors = model.embed_texts(ok, batch_size=max(self.batch_size, 32))
-            prov = model.provenance()
-            with self.store.transaction():
-                batch_id = self.store.add_batch(model.space_id, "text", len(ok), model.device, model.dtype, prov, self.run_id)
-                self.summary.text_embeddings_added += self.store.insert_text_embeddings(
-                    model.space_id, ok, vectors, batch_id
-                )
+            self.store_texts(model, ok, vectors)
+
+    def store_texts(self, model: EmbeddingModel, prompts: Sequence[str], vectors: Any) -> None:
+        """Store computed text vectors (rows aligned with ``prompts``) with their batch's provenance."""
+        prov = model.provenance()
+        with self.store.transaction():
+            batch_id = self.store.add_batch(model.space_id, "text", len(prompts), model.device, model.dtype, prov,
+                                            self.run_id)
+            self.summary.text_embeddings_added += self.store.insert_text_embeddings(
+                model.space_id, prompts, vectors, batch_id
+            )
 
 
 def _try_decode(path: Path) -> Audio | AudioError:
@@ -287,25 +286,3 @@ def _try_decode(path: Path) -> Audio | AudioError:
         return decode(path)
     except AudioError as exc:
         return exc
-
-
-#: dataset name -> "module:function(ingestor, data_dir, options) -> dict"
-DATASETS: dict[str, str] = {
-    "ccmusic": "timbredb.datasets.ccmusic:ingest",
-    "audealize": "timbredb.datasets.audealize_render:ingest",
-    "timbremetrics": "timbredb.datasets.timbremetrics:ingest",
-}
-
-
-def ingest_dataset(ingestor: Ingestor, name: str, data_dir: Path, options: dict[str, Any]) -> None:
-    """Run one dataset's ingest; a missing or malformed dataset is recorded, not raised."""
-    import importlib
-
-    module, _, fn = DATASETS[name].partition(":")
-    try:
-        func: Callable[..., dict[str, Any] | None] = getattr(importlib.import_module(module), fn)
-        result = func(ingestor, data_dir, options)
-    except DatasetError as exc:
-        ingestor.error(name, str(exc), "dataset")
-        return
-    ingestor.summary.datasets[name] = result or {}

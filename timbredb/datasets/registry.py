@@ -1,0 +1,119 @@
+"""The dataset registry: one plain table of specs. Importing it imports no dataset module.
+
+A dataset is a folder under the data dir (or a hub dataset) that `timbredb
+ingest NAME` stores: what it is called, the function that ingests it (a loader
+string, imported only when it runs), where a missing copy is downloaded from,
+the integrity checks `timbredb check` runs for it, the vocabulary its prompts
+come from, and the experiments that read it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from timbredb.errors import DatasetError
+
+if TYPE_CHECKING:
+    from timbredb.ingest.ingestor import Ingestor
+    from timbredb.ingest.options import IngestOptions
+
+
+@dataclass(frozen=True)
+class DownloadSource:
+    """A public archive that holds the dataset's files.
+
+    Attributes:
+        url: the archive (a GitHub archive of the publishing project).
+        members: archive path prefix (after its top folder) -> destination prefix under DATA_DIR/<name>/.
+        marker: a path that must exist afterwards.
+    """
+
+    url: str
+    members: dict[str, str]
+    marker: str
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Cheap metadata of a dataset.
+
+    Attributes:
+        name: what `timbredb ingest NAME` accepts.
+        title: one line for humans.
+        ingest: "module:function(ingestor, data_dir, options) -> summary dict".
+        download: where a missing copy comes from (None: not downloadable this way).
+        integrity: (description, statement name) pairs; each statement counts offending rows.
+        vocabulary: the built-in vocabulary its descriptors form (None if it has none).
+        experiments: the experiments that read it.
+    """
+
+    name: str
+    title: str
+    ingest: str
+    download: DownloadSource | None = None
+    integrity: tuple[tuple[str, str], ...] = ()
+    vocabulary: str | None = None
+    experiments: tuple[str, ...] = ()
+
+
+DATASETS: tuple[DatasetSpec, ...] = (
+    DatasetSpec(
+        name="ccmusic",
+        title="CCMusic instrument timbre ratings (61 instruments x 16 descriptors)",
+        ingest="timbredb.datasets.ccmusic:ingest",
+        integrity=(("ccmusic instruments whose recording is not stored", "check_rated_orphans"),),
+        vocabulary="ccmusic",
+        experiments=("exp1",),
+    ),
+    DatasetSpec(
+        name="audealize",
+        title="Audealize/SocialFX descriptor EQ and reverb settings, rendered on demo sources",
+        ingest="timbredb.datasets.audealize_render:ingest",
+        # Seetharaman & Pardo's Audealize API: descriptor dictionaries and the demo clips.
+        download=DownloadSource(
+            url="https://github.com/interactiveaudiolab/audealize_api/archive/HEAD.zip",
+            members={"static/data/": "", "static/audio/": "audio/"},
+            marker="eqpoints.json",
+        ),
+        integrity=(("exp2 variants whose rendered audio is not stored", "check_variant_orphans"),),
+        vocabulary="study",
+        experiments=("exp2",),
+    ),
+    DatasetSpec(
+        name="timbremetrics",
+        title="timbremetrics human timbre-dissimilarity studies (Tian et al. 2025)",
+        ingest="timbredb.datasets.timbremetrics:ingest",
+        # Tian et al.'s timbremetrics: stimuli and human dissimilarity matrices.
+        download=DownloadSource(
+            url="https://github.com/tiianhk/timbremetrics/archive/HEAD.zip",
+            members={"timbremetrics/sounds/": "sounds/", "timbremetrics/true_dissim/": "true_dissim/"},
+            marker="true_dissim",
+        ),
+        integrity=(("timbremetrics stimuli whose audio is not stored", "check_dissim_orphans"),),
+        experiments=("exp3",),
+    ),
+)
+
+
+def datasets() -> dict[str, DatasetSpec]:
+    return {d.name: d for d in DATASETS}
+
+
+def get(name: str) -> DatasetSpec:
+    table = datasets()
+    if name not in table:
+        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(table)}")
+    return table[name]
+
+
+def ingest_function(spec: DatasetSpec) -> Callable[[Ingestor, Path, IngestOptions], dict[str, Any] | None]:
+    """The dataset's ingest function (imports its module)."""
+    module, _, attr = spec.ingest.partition(":")
+    func: Callable[[Ingestor, Path, IngestOptions], dict[str, Any] | None] = getattr(
+        importlib.import_module(module), attr
+    )
+    return func

@@ -1,0 +1,1 @@
+"""Importers: results computed elsewhere, loaded to be analysed beside local ones."""
