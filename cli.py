@@ -1,6 +1,6 @@
 """Thin shim so `python cli.py ...` works from a checkout; the CLI lives in timbredb.cli."""
 
-from timbredb.cli import cli
+from timbredb.__main__ import main
 
 if __name__ == "__main__":
-    cli(prog_name="timbredb")
+    main()

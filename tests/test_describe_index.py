@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import CLI
+from tests.conftest import CLI, db_rows
 from tests.synth import harmonic_tone, highpassed, lowpassed, noise, write
-from timbredb.index import audio_index, check_indexes, text_index
+from timbredb.index import VectorIndex, audio_index, check_indexes, text_index
 from timbredb.models import load
 from timbredb.store import Store
 
@@ -46,10 +46,17 @@ def test_describe_low_passed_noise_is_dark_and_high_passed_is_bright(cli: CLI, f
     assert high_s["bright"] > high_s["warm"] and high_s["bright"] > high_s["dark"]
     top3_low = sorted(low_s, key=low_s.get, reverse=True)[:12]
     assert DARK_FAMILY & set(top3_low)
-    # scores are cosines, best first
+    # best first by the calibrated score; each word also carries its raw cosine
     for item in json.loads(result.stdout):
         s = [d["score"] for d in item["descriptors"]]
-        assert s == sorted(s, reverse=True) and all(-1.0001 <= v <= 1.0001 for v in s)
+        assert s == sorted(s, reverse=True) and s == [d["calibrated"] for d in item["descriptors"]]
+        assert all(-1.0001 <= d["cosine"] <= 1.0001 for d in item["descriptors"])
+        # two files, no store: calibrated against the synthesized reference set
+        assert item["calibration"] == {"kind": "synthetic", "n_clips": 48, "ranked_by": "calibrated"}
+    by_cosine = json.loads(cli("describe", str(low), "--model", "socialfx-eq", "-k", "60", "--rank", "cosine",
+                               "--format", "json").stdout)[0]["descriptors"]
+    cos = [d["cosine"] for d in by_cosine]
+    assert cos == sorted(cos, reverse=True) and [d["score"] for d in by_cosine] == cos
 
 
 def test_describe_table_output_and_k(cli: CLI, filtered_noise: tuple[Path, Path]) -> None:
@@ -156,3 +163,70 @@ def test_check_cli_reports_and_repairs(cli: CLI, filtered_noise: tuple[Path, Pat
     assert {i["state"] for i in out["indexes"]} <= {"rebuilt", "fresh"}
     out2 = json.loads(cli("check", "--format", "json").stdout)
     assert {i["state"] for i in out2["indexes"]} == {"fresh"}
+
+
+def _index_store(tmp_path: Path, data_dir: Path) -> tuple[Store, object, list[str]]:
+    from timbredb.ingest import Ingestor
+
+    store = Store(tmp_path / "d.duckdb")
+    model = load("socialfx-eq", data_dir=data_dir)
+    ing = Ingestor(store, [model])
+    ing.add_files([write(tmp_path / "a" / f"{i}.wav", lowpassed(noise(0.5, seed=i), 300 + 700 * i)) for i in range(6)])
+    prompts = ing.add_descriptors(model.vocabulary())
+    return store, model, prompts
+
+
+@pytest.mark.parametrize("damage", ["reorder-vectors", "truncate", "random-bytes", "delete", "keys-edited"])
+def test_a_damaged_index_file_is_detected_and_rebuilt(tmp_path: Path, data_dir: Path, damage: str) -> None:
+    """A parseable file whose vectors were reordered (header intact) must not answer: sha256 catches it."""
+    import faiss
+
+    store, model, prompts = _index_store(tmp_path, data_dir)
+    _, audio = store.audio_matrix(model.space_id)
+    good = text_index(store, model.space_id, prompts)
+    expected = good.search(audio, 3)
+    path = store.index_dir / f"{good.name}.index"
+    if damage == "reorder-vectors":
+        idx = faiss.read_index(str(path))
+        vectors = faiss.rev_swig_ptr(idx.get_xb(), idx.ntotal * idx.d).reshape(idx.ntotal, idx.d).copy()
+        shuffled = faiss.IndexFlatIP(idx.d)
+        shuffled.add(vectors[::-1].copy())
+        faiss.write_index(shuffled, str(path))
+        # the damage is real: the damaged file parses and answers differently
+        wrong = [[k for k, _ in hits] for hits in VectorIndex(good.name, good.keys, shuffled).search(audio, 3)]
+        assert wrong != [[k for k, _ in hits] for hits in expected]
+    elif damage == "truncate":
+        path.write_bytes(path.read_bytes()[:100])
+    elif damage == "random-bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(path.stat().st_size))
+    elif damage == "delete":
+        path.unlink()
+    else:
+        keys = store.index_dir / f"{good.name}.keys.json"
+        keys.write_text(keys.read_text().replace(prompts[0], prompts[1], 1))
+    states = {s.index_name: s.state for s in check_indexes(store, repair=False)}
+    assert states[good.name] == ("missing-file" if damage == "delete" else "damaged")
+    again = text_index(store, model.space_id, prompts)  # rebuilt transparently
+    assert again.search(audio, 3) == expected
+    assert {s.index_name: s.state for s in check_indexes(store, repair=False)}[good.name] == "fresh"
+    store.close()
+
+
+def test_describe_writes_nothing_and_never_creates_a_store(cli: CLI, filtered_noise: tuple[Path, Path], tmp_path: Path,
+                                                          db: Path) -> None:
+    import hashlib
+
+    low, _ = filtered_noise
+    assert not db.exists()
+    cli("describe", str(low), "--model", "socialfx-eq")
+    assert not db.exists() and not db.with_name(db.name + ".faiss").exists()
+    cli("ingest", str(low.parent), "--models", "mfcc")
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    listing = sorted(p.name for p in tmp_path.rglob("*"))
+    out = json.loads(cli("describe", str(low), "--model", "socialfx-eq", "--format", "json").stdout)
+    assert out[0]["descriptors"]
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.rglob("*")) == listing
+    # --save stores the vocabulary and its text vectors
+    cli("describe", str(low), "--model", "socialfx-eq", "--save")
+    assert db_rows(db, "SELECT count(*) FROM text_vectors WHERE list_contains(vocabularies, 'study')")[0][0] > 0

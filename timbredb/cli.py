@@ -56,6 +56,12 @@ class TimbreGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("timbredb: interrupted; everything stored before the interrupt is kept", err=True)
             ctx.exit(130)
+        except RuntimeError as exc:
+            # DuckDB reports a statement stopped by Ctrl-C as RuntimeError("Query interrupted")
+            if "interrupt" not in str(exc).lower():
+                raise
+            click.echo("timbredb: interrupted; everything stored before the interrupt is kept", err=True)
+            ctx.exit(130)
         except Exception as exc:
             # DuckDB failures after the store is open (disk full, a second writer): one line, not a traceback
             if type(exc).__module__.split(".")[0] not in ("duckdb", "_duckdb"):
@@ -137,9 +143,10 @@ def models_vocabulary(obj: Ctx, name: str) -> None:
 
 # ---------------------------------------------------------------- ingest
 def _split_models(value: str | None) -> list[str] | None:
+    """The one convention for model lists: comma-separated, the option repeatable (values joined)."""
     if value is None:
         return None
-    names = [v.strip() for v in value.split(",") if v.strip()]
+    names = list(dict.fromkeys(v.strip() for v in value.split(",") if v.strip()))
     if not names:
         raise click.BadParameter("give at least one model id", param_hint="--models")
     return names
@@ -147,8 +154,8 @@ def _split_models(value: str | None) -> list[str] | None:
 
 @cli.command()
 @click.argument("targets", nargs=-1)
-@click.option("--models", "model_names", default=None, metavar="M1,M2",
-              help="Models to embed with (default: every model usable here; see `models list`).")
+@click.option("--models", "--model", "model_names", multiple=True, metavar="M1,M2",
+              help="Models to embed with, comma-separated or repeated (default: every model usable here).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Clips per transaction and windows per forward pass.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
@@ -170,7 +177,7 @@ def _split_models(value: str | None) -> list[str] | None:
 @click.option("--strict", is_flag=True, help="Exit with status 4 if any input failed.")
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
 @click.pass_obj
-def ingest(obj: Ctx, targets: tuple[str, ...], model_names: str | None, batch_size: int, device: str, dtype: str,
+def ingest(obj: Ctx, targets: tuple[str, ...], model_names: tuple[str, ...], batch_size: int, device: str, dtype: str,
            weights: Path | None, prompts: tuple[str, ...], words: str | None, strengths: str | None,
            sources: tuple[Path, ...], length_s: float | None, strict: bool, fmt: str) -> None:
     """Store audio and datasets and compute every missing embedding.
@@ -182,8 +189,9 @@ def ingest(obj: Ctx, targets: tuple[str, ...], model_names: str | None, batch_si
     from timbredb.ingest import IngestOptions, run_ingest
 
     options = IngestOptions(
-        models=_split_models(model_names), batch_size=batch_size, device=device, dtype=dtype, weights=weights,
-        prompts=list(prompts), words=words, strengths=strengths, sources=list(sources), length_s=length_s,
+        models=_split_models(",".join(model_names)) if model_names else None, batch_size=batch_size, device=device,
+        dtype=dtype, weights=weights, prompts=list(prompts), words=words, strengths=strengths, sources=list(sources),
+        length_s=length_s,
     )
     summary = run_ingest(obj.db, obj.data_dir, list(targets), options, progress=_progress, warn=_warn)
     if fmt == "json":
@@ -219,15 +227,21 @@ def _click_option(opt: Any) -> Any:
 
 
 def _query_command(spec: Any) -> click.Command:
-    def callback(obj: Ctx, fmt: str, **options: Any) -> None:
+    def callback(obj: Ctx, fmt: str, wide: bool, **options: Any) -> None:
         from timbredb.analysis.registry import run
         from timbredb.store import Store
 
         with Store(obj.db, read_only=True) as store:
             result = run(spec.name, store, **options)
+        if fmt == "table" and not wide:
+            # a terminal table keeps to ~100 columns; JSON and CSV carry everything
+            result = {name: df.select([c for c in spec.narrow[name] if c in df.columns]) if name in spec.narrow else df
+                      for name, df in result.items()}
         click.echo(render_result(result, fmt))
 
     command: Any = click.pass_obj(callback)
+    command = click.option("--wide", is_flag=True, help="Table format: show every column (default: the main ones).")(
+        command)
     command = click.option("--format", "fmt", type=FORMATS_QUERY, default="table", show_default=True,
                            help="Output format.")(command)
     for opt in reversed(spec.options):
@@ -255,11 +269,15 @@ _register_queries()
 # ---------------------------------------------------------------- describe
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", default=None, help="Text-capable model (default: the first usable, neural before baselines).")
+@click.option("--models", "--model", "model_names", multiple=True, metavar="M1,M2",
+              help="Text-capable models, comma-separated or repeated (default: the first usable, neural first).")
 @click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Descriptors per file.")
 @click.option("--vocabulary", default="study", show_default=True, metavar="NAME|FILE",
-              help="ccmusic, audealize-eq, audealize-reverb, study, socialfx-eq, a stored vocabulary, or a word file.")
+              help="study (the 48 timbre words of the study and CCMusic), ccmusic, audealize-eq, audealize-reverb, "
+                   "socialfx-eq, a stored vocabulary, or a word file.")
 @click.option("--prompt", "template", default="{}", show_default=True, help="Prompt template for the words.")
+@click.option("--rank", type=click.Choice(["calibrated", "cosine"]), default="calibrated", show_default=True,
+              help="Rank by the cosine standardised against a reference set of sounds, or by the raw cosine.")
 @click.option("--clips", "n_clips", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also list this many nearest stored clips.")
 @click.option("--save", is_flag=True, help="Store the vocabulary and its text vectors (otherwise nothing is written).")
@@ -267,9 +285,10 @@ _register_queries()
               help="Where neural models run.")
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Output format.")
 @click.pass_obj
-def describe(obj: Ctx, files: tuple[Path, ...], model: str | None, k: int, vocabulary: str, template: str,
-             n_clips: int, save: bool, device: str, fmt: str) -> None:
-    """Nearest descriptors for audio files (they need not be ingested; nothing is written without --save)."""
+def describe(obj: Ctx, files: tuple[Path, ...], model_names: tuple[str, ...], k: int, vocabulary: str, template: str,
+             rank: str, n_clips: int, save: bool, device: str, fmt: str) -> None:
+    """Nearest descriptors for audio files or folders (they need not be ingested; nothing is written without --save)."""
+    from timbredb.audio import find_audio_files
     from timbredb.describe import default_text_model
     from timbredb.describe import describe as run_describe
     from timbredb.models import load
@@ -277,16 +296,29 @@ def describe(obj: Ctx, files: tuple[Path, ...], model: str | None, k: int, vocab
     from timbredb.vocabularies import check_template, resolve
 
     check_template(template)
-    name = model or default_text_model(obj.data_dir)
-    m = load(name, device=device, data_dir=obj.data_dir)
+    names = _split_models(",".join(model_names)) if model_names else [default_text_model(obj.data_dir)]
+    loaded = [load(n, device=device, data_dir=obj.data_dir) for n in names or []]
+    paths: list[str] = []
+    for f in files:
+        found = find_audio_files(f) if f.is_dir() else [f]
+        if f.is_dir() and not found:
+            _warn(f"{f}: no audio files (wav, flac, ogg, aiff, mp3) found")
+        paths.extend(map(str, found))
     if save:
+        for m in loaded:
+            m.ensure_loaded()  # before the store is created or written
         store: Store | None = Store(obj.db)
     else:
         store = Store(obj.db, read_only=True) if obj.db.exists() else None
+    results: list[Any] = []
+    errors: list[str] = []
     try:
         vocab_name, words = resolve(vocabulary, obj.data_dir, store.vocabularies() if store else {})
-        results, errors = run_describe(store, list(map(str, files)), m, words, vocab_name, k=k, template=template,
-                                       n_clips=n_clips, save=save, warn=_warn)
+        for m in loaded:
+            got, failed = run_describe(store, paths, m, words, vocab_name, k=k, template=template, n_clips=n_clips,
+                                       rank=rank, save=save, warn=_warn)
+            results.extend(got)
+            errors.extend(e for e in failed if e not in errors)
     finally:
         if store is not None:
             store.close()
@@ -300,8 +332,13 @@ def describe(obj: Ctx, files: tuple[Path, ...], model: str | None, k: int, vocab
         from timbredb.formatting import to_table
 
         for r in results:
-            rows = [{"rank": i + 1, "descriptor": d["descriptor"], "score": d["score"]} for i, d in enumerate(r.descriptors)]
-            click.echo(to_table(pl.DataFrame(rows), title=f"{r.file} ({r.model})"))
+            rows = [{"rank": i + 1, "descriptor": d["descriptor"], "score": d["score"], "cosine": d["cosine"]}
+                    for i, d in enumerate(r.descriptors)]
+            ref = r.reference
+            title = f"{r.file} ({r.model}; score: {ref['ranked_by']}" + (
+                f", against {ref['n_clips']} {'stored' if ref['kind'] == 'store' else 'synthesized'} sounds)"
+                if ref["ranked_by"] == "calibrated" else ")")
+            click.echo(to_table(pl.DataFrame(rows), title=title))
             if r.clips:
                 click.echo(to_table(pl.DataFrame(r.clips), title="similar stored clips"))
     if errors:
@@ -314,18 +351,24 @@ def describe(obj: Ctx, files: tuple[Path, ...], model: str | None, k: int, vocab
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table", show_default=True,
               help="Output format (parquet needs --output or a non-terminal stdout).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write here instead of stdout.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True, metavar="SECONDS",
+              help="Stop the statement after this many seconds (0: no limit).")
 @click.pass_obj
-def sql(obj: Ctx, statement: str, fmt: str, output: Path | None) -> None:
-    """Run one read-only SQL statement on the store (no writes, no file access)."""
+def sql(obj: Ctx, statement: str, fmt: str, output: Path | None, timeout: float) -> None:
+    """Run one read-only SQL statement on the store (no writes, no file access, a time limit)."""
     from timbredb.formatting import render
     from timbredb.sql import run_readonly
 
-    df = run_readonly(obj.db, statement)
     if fmt == "parquet":
         if output is None and sys.stdout.isatty():
             raise TimbreDBError("--format parquet writes binary; give --output FILE or redirect stdout")
-        df.write_parquet(output if output is not None else sys.stdout.buffer)
+        import pyarrow.parquet as pq
+
+        table = run_readonly(obj.db, statement, timeout_s=timeout, parquet=True).arrow
+        pq.write_table(table, str(output) if output is not None else sys.stdout.buffer)
         return
+    df = run_readonly(obj.db, statement, timeout_s=timeout).frame
+    assert df is not None
     text = render(df, fmt)
     if output is not None:
         output.write_text(text + "\n", encoding="utf-8")
@@ -350,7 +393,7 @@ def import_exp2(obj: Ctx, file: Path, model_name: str, fmt: str) -> None:
     from timbredb.store import Store
 
     with Store(obj.db) as store:
-        summary = import_results(store, file, model_name)
+        summary = import_results(store, file, model_name, progress=_progress)
     if fmt == "json":
         _emit(summary, "json")
     else:

@@ -4,6 +4,16 @@ The file need not be ingested: it is decoded and embedded on the fly (a stored
 vector of the same content in the same space is reused). The vocabulary's text
 vectors come from the store when it holds them and are computed otherwise.
 
+Ranking. Raw cosines have hubs: some word vectors are near every sound, so the
+same generic words top every file. By default words are ranked by a calibrated
+score: the word's cosine standardised against a reference distribution of
+sounds, z = (cos(a, t_w) - mean_ref(w)) / sd_ref(w), so a word ranks high when
+this sound is nearer to it than sounds usually are. The reference is the
+store's clips in the model's space when it holds at least ``MIN_REFERENCE`` of
+them (up to ``MAX_REFERENCE``, a fixed sample), otherwise the 48 synthesized
+sounds of ``timbredb.reference``; each description says which. ``rank="cosine"``
+ranks by the raw cosine; both numbers are always reported.
+
 Read paths never write: without ``save`` the store is opened read-only (or not
 at all when there is none) and nothing is stored; indexes are searched from
 their fresh files or built in memory. With ``save`` the vocabulary, its prompts
@@ -18,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from timbredb.audio import decode
 from timbredb.errors import (
@@ -32,19 +43,86 @@ from timbredb.progress import WarnFn, ignore
 from timbredb.store import Store
 from timbredb.vocabularies import BARE, render_prompt
 
+#: the fewest stored clips used as the calibration reference (fewer: the synthesized set)
+MIN_REFERENCE = 32
+#: the most stored clips used (a fixed, hash-ordered sample beyond that)
+MAX_REFERENCE = 4096
+RANKINGS = ("calibrated", "cosine")
+
 
 @dataclass
 class Description:
+    """The descriptors of one file in one space.
+
+    Attributes:
+        descriptors: best first: {"descriptor", "score" (what was ranked by), "cosine", "calibrated"}.
+        reference: what calibrated the scores: {"kind": "store" | "synthetic", "n_clips", "ranked_by"}.
+    """
+
     file: str
     model: str
     descriptors: list[dict[str, Any]]
     clips: list[dict[str, Any]] = field(default_factory=list)
+    reference: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self, with_clips: bool = False) -> dict[str, Any]:
-        out: dict[str, Any] = {"file": self.file, "model": self.model, "descriptors": self.descriptors}
+        out: dict[str, Any] = {"file": self.file, "model": self.model, "descriptors": self.descriptors,
+                               "calibration": self.reference}
         if with_clips:
             out["similar_clips"] = self.clips
         return out
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-word mean and SD of the cosine over a reference set of sounds (aligned with the index keys)."""
+
+    mean: NDArray[np.float64]
+    sd: NDArray[np.float64]
+    kind: str  # store | synthetic
+    n_clips: int
+
+    def z(self, cosines: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Standardised scores; a word whose reference cosines do not vary scores 0."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = (cosines - self.mean) / self.sd
+        return np.where(self.sd > 0, z, 0.0)
+
+
+def _unit(x: NDArray[np.floating]) -> NDArray[np.float64]:
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+def calibration(store: Store | None, model: EmbeddingModel, text: NDArray[np.floating]) -> Calibration:
+    """Reference statistics for the text vectors ``text`` (rows) in ``model``'s space.
+
+    The store's clips of the space when there are at least MIN_REFERENCE, else the
+    synthesized reference set (embedded now, nothing stored).
+    """
+    reference: NDArray[np.float32] | None = None
+    kind = "synthetic"
+    if store is not None and store.count_audio(model.space_id) >= MIN_REFERENCE:
+        keys, matrix = store.audio_matrix(model.space_id)
+        if len(keys) > MAX_REFERENCE:  # keys are hash-ordered: the first ones are a fixed pseudo-random sample
+            matrix = matrix[:MAX_REFERENCE]
+        reference, kind = matrix, "store"
+    if reference is None:
+        from timbredb.reference import reference_clips
+
+        clips = [c for c in reference_clips() if _fits(model, c)]
+        reference = model.embed_audio(clips)
+    cos = _unit(reference) @ _unit(text).T
+    return Calibration(cos.mean(axis=0), cos.std(axis=0), kind, int(reference.shape[0]))
+
+
+def _fits(model: EmbeddingModel, clip: Any) -> bool:
+    try:
+        model.check_audio(clip)
+    except AudioError:
+        return False
+    return True
 
 
 def default_text_model(data_dir: Path | None) -> str:
@@ -71,8 +149,8 @@ def vocabulary_index(
     *,
     save: bool = False,
     warn: WarnFn = ignore,
-) -> tuple[VectorIndex, dict[str, str]]:
-    """The text index of a vocabulary in a space, and prompt -> word.
+) -> tuple[VectorIndex, dict[str, str], NDArray[np.float32]]:
+    """The text index of a vocabulary in a space, prompt -> word, and the text vectors (index order).
 
     Stored text vectors are reused; the others are computed (and stored with ``save``).
     Words outside a closed vocabulary are skipped with one warning.
@@ -116,7 +194,7 @@ def vocabulary_index(
     matrix = matrix[ranked] if keys else matrix
     if not keys:
         raise TimbreDBError(f"{model.label}: none of the {len(words)} words of {vocabulary!r} can be embedded")
-    return memory_index(f"text-{model.space_id}", keys, matrix, model.dim), descriptor_of
+    return memory_index(f"text-{model.space_id}", keys, matrix, model.dim), descriptor_of, matrix
 
 
 def _save_texts(
@@ -125,13 +203,14 @@ def _save_texts(
 ) -> None:
     from timbredb.ingest import Ingestor
 
-    ingestor = Ingestor(store, [model], command="describe --save")
-    store.add_vocabulary(vocabulary, words)
+    # one transaction: a failure stores nothing of the vocabulary
     with store.transaction():
+        ingestor = Ingestor(store, [model], command="describe --save")
+        store.add_vocabulary(vocabulary, words)
         store.add_prompts([(w, template, render_prompt(template, w)) for w in words])
-    if prompts:
-        ingestor.store_texts(model, prompts, vectors)
-    ingestor.finish()
+        if prompts:
+            ingestor.store_texts(model, prompts, vectors)
+        ingestor.finish()
 
 
 def describe(
@@ -144,13 +223,15 @@ def describe(
     k: int = 5,
     template: str = BARE,
     n_clips: int = 0,
+    rank: str = "calibrated",
     save: bool = False,
     warn: WarnFn = ignore,
 ) -> tuple[list[Description], list[str]]:
-    """Describe each file by its k nearest descriptors.
+    """Describe each file by its k best descriptors.
 
     Args:
         store: the store to read stored vectors (and similar clips) from; None when there is none.
+        rank: "calibrated" (default; see the module doc) or "cosine".
         save: store the vocabulary and its text vectors (``store`` must be writable).
 
     Returns:
@@ -163,7 +244,12 @@ def describe(
         raise ModelUnavailableError(f"{model.label} has no text encoder; describe needs a text-capable model")
     if n_clips > 0 and store is None:
         raise TimbreDBError("--clips needs a store to search: pass --db with a store that holds clips")
-    index, descriptor_of = vocabulary_index(store, model, words, vocabulary, template, save=save, warn=warn)
+    if rank not in RANKINGS:
+        raise TimbreDBError(f"--rank must be one of {', '.join(RANKINGS)}, got {rank!r}")
+    index, descriptor_of, text = vocabulary_index(store, model, words, vocabulary, template, save=save, warn=warn)
+    calib = calibration(store, model, text)
+    reference = {"kind": calib.kind, "n_clips": calib.n_clips, "ranked_by": rank}
+    position = {p: i for i, p in enumerate(index.keys)}
     clip_index = audio_index(store, model.space_id) if store is not None and n_clips > 0 else None
 
     results: list[Description] = []
@@ -176,11 +262,23 @@ def describe(
         except AudioError as exc:
             errors.append(str(exc))
             continue
-        hits = index.search(vector, k)[0]
+        # every word's cosine (vocabularies are small), then the ranking
+        hits = index.search(vector, len(index.keys))[0]
+        cos = np.zeros(len(index.keys))
+        for p, s in hits:
+            cos[position[p]] = s
+        z = calib.z(cos)
+        ranked = np.lexsort((np.arange(len(cos)), -(z if rank == "calibrated" else cos)))[:k]
         desc = Description(
             file=str(f),
             model=model.label,
-            descriptors=[{"descriptor": descriptor_of.get(p, p), "score": s} for p, s in hits],
+            descriptors=[
+                {"descriptor": descriptor_of.get(index.keys[i], index.keys[i]),
+                 "score": float(z[i] if rank == "calibrated" else cos[i]),
+                 "cosine": float(cos[i]), "calibrated": float(z[i])}
+                for i in ranked
+            ],
+            reference=reference,
         )
         if clip_index is not None and store is not None:
             neighbours = clip_index.search(vector, n_clips + 1)[0]

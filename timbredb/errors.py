@@ -59,6 +59,14 @@ class DatasetError(TimbreDBError):
     """A dataset is missing or malformed."""
 
 
+class DatasetUnavailable(DatasetError):
+    """A dataset is not on this machine and cannot be fetched (offline, unreachable source).
+
+    `timbredb ingest` with no target skips such a dataset with one warning; asked
+    for by name, it is an error.
+    """
+
+
 class AnalysisError(TimbreDBError):
     """An analysis cannot run on what the store holds."""
 

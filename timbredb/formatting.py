@@ -13,7 +13,8 @@ import io
 import json
 import math
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 import polars as pl
@@ -24,11 +25,17 @@ _MAX_CELL = 48
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe values: NaN/inf -> null, dates -> ISO strings, nested lists kept."""
+    """JSON-safe values: NaN/inf -> null, dates and times -> ISO strings, nested lists kept."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, (datetime, date, time)):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and abs(value) >= 2**53 else float(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
     if isinstance(value, Mapping):
         return {k: _clean(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -106,6 +113,8 @@ def to_table(df: pl.DataFrame, title: str | None = None) -> str:
 
 
 def to_csv(df: pl.DataFrame) -> str:
+    # fixed-size arrays as lists: map_elements hands Array cells over as raw series
+    df = df.with_columns([pl.col(c).arr.to_list() for c, t in df.schema.items() if isinstance(t, pl.Array)])
     flat = df.with_columns(
         [
             pl.col(c).map_elements(lambda v: json.dumps(_clean(v)), return_dtype=pl.String)

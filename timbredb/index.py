@@ -1,6 +1,8 @@
 """FAISS indexes: derived caches of the DuckDB vectors, rebuilt when stale.
 
-Each index is an exact inner-product index (``IndexFlatIP``) over L2-normalised
+Each index records the sha256 of its two files as written and is verified
+against them on every load, so a damaged but parseable file is rebuilt, not
+used. Each index is an exact inner-product index (``IndexFlatIP``) over L2-normalised
 copies of a space's vectors, so its scores are cosines and its results equal a
 brute-force search. Files live in ``<store>.faiss/``: ``<name>.index`` plus
 ``<name>.keys.json`` (row -> clip hash or prompt). Both are written to a
@@ -23,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from timbredb.errors import StoreError
+from timbredb.errors import StoreError, first_line
 from timbredb.store import Store
 
 
@@ -118,10 +120,40 @@ def _build(
     index = built.index
     folder = store.index_dir
     keys_json = json.dumps({"requested": requested, "keys": keys})
-    _write_atomic(folder / f"{name}.keys.json", lambda tmp: Path(tmp).write_text(keys_json))
-    _write_atomic(folder / f"{name}.index", lambda tmp: faiss.write_index(index, tmp))
-    store.record_index(name, space_id, kind, f"{name}.index", len(keys), _fingerprint(rows))
+    index_path, keys_path = folder / f"{name}.index", folder / f"{name}.keys.json"
+    try:
+        _write_atomic(keys_path, lambda tmp: Path(tmp).write_text(keys_json))
+        _write_atomic(index_path, lambda tmp: faiss.write_index(index, tmp))
+    except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+        raise StoreError(f"{index_path}: cannot write the FAISS index ({reason}); the store itself is unchanged") from exc
+    store.record_index(name, space_id, kind, index_path.name, len(keys), _fingerprint(rows),
+                       file_sha256=_file_sha256(index_path), keys_sha256=_file_sha256(keys_path))
     return VectorIndex(name, keys, index)
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _files_state(store: Store, name: str, rec: tuple[str, int, str, str | None, str | None]) -> str:
+    """"ok", "missing-file", or "damaged" (the files differ from what was written: no or wrong sha256)."""
+    path = store.index_dir / rec[0]
+    keys_path = store.index_dir / f"{name}.keys.json"
+    if not path.is_file() or not keys_path.is_file():
+        return "missing-file"
+    if rec[3] is None or rec[4] is None:
+        return "damaged"  # recorded before checksums existed: rebuild once
+    try:
+        if _file_sha256(path) != rec[3] or _file_sha256(keys_path) != rec[4]:
+            return "damaged"
+    except OSError:
+        return "missing-file"
+    return "ok"
 
 
 def _load_if_fresh(store: Store, name: str, rows: list[tuple[str, int]]) -> VectorIndex | None:
@@ -132,7 +164,8 @@ def _load_if_fresh(store: Store, name: str, rows: list[tuple[str, int]]) -> Vect
         return None
     path = store.index_dir / rec[0]
     keys_path = store.index_dir / f"{name}.keys.json"
-    if not path.is_file() or not keys_path.is_file():
+    # a damaged but parseable file (vectors reordered, header intact) would answer wrongly: verify it
+    if _files_state(store, name, rec) != "ok":
         return None
     try:
         index = faiss.read_index(str(path))
@@ -172,7 +205,7 @@ class IndexState:
     space_id: str
     kind: str
     n_rows: int
-    state: str  # fresh | stale | missing-file | rebuilt
+    state: str  # fresh | stale | missing-file | damaged | rebuilt
 
 
 def check_indexes(store: Store, repair: bool = True) -> list[IndexState]:
@@ -187,7 +220,7 @@ def check_indexes(store: Store, repair: bool = True) -> list[IndexState]:
     out: list[IndexState] = []
     records = store.index_records()
     seen = set()
-    for name, space_id, kind, path in records:
+    for name, space_id, kind, _path in records:
         seen.add(name)
         prompts: list[str] | None = []
         if kind == "audio":
@@ -208,7 +241,9 @@ def check_indexes(store: Store, repair: bool = True) -> list[IndexState]:
         if fresh is not None:
             out.append(IndexState(name, space_id, kind, len(rows), "fresh"))
             continue
-        state = "stale" if (store.index_dir / path).is_file() else "missing-file"
+        rec = store.index_record(name)
+        files = _files_state(store, name, rec) if rec is not None else "missing-file"
+        state = "stale" if files == "ok" else files
         if repair:
             if kind == "audio":
                 audio_index(store, space_id)

@@ -113,6 +113,7 @@ class Store:
     def __init__(self, path: str | Path, *, read_only: bool = False, upgrade: bool = False) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        self._depth = 0
         if read_only and not self.path.exists():
             raise StoreError(f"{self.path}: no timbredb store here; run `timbredb ingest` first or pass --db")
         if not read_only:
@@ -151,13 +152,23 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All statements inside commit together or not at all."""
+        """All statements inside commit together or not at all; a nested block joins the outer one."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self.con.execute("BEGIN TRANSACTION")
+        self._depth = 1
         try:
             yield
         except BaseException:
+            self._depth = 0
             self.con.execute("ROLLBACK")
             raise
+        self._depth = 0
         self.con.execute("COMMIT")
 
     def frame(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> pl.DataFrame:
@@ -421,18 +432,25 @@ class Store:
         """(clip hash, batch_id) of every audio vector of a space, by hash."""
         return [(r[0], int(r[1])) for r in self._run("index_audio_rows", space_id=space_id)]
 
-    def index_record(self, name: str) -> tuple[str, int, str] | None:
-        """(path, n_rows, store_state) an index was recorded with, or None."""
+    def index_record(self, name: str) -> tuple[str, int, str, str | None, str | None] | None:
+        """(path, n_rows, store_state, file_sha256, keys_sha256) an index was recorded with, or None."""
         rows = self._run("index_record", name=name)
-        return (str(rows[0][0]), int(rows[0][1]), str(rows[0][2])) if rows else None
+        if not rows:
+            return None
+        path, n_rows, state, file_sha, keys_sha = rows[0]
+        return str(path), int(n_rows), str(state), file_sha, keys_sha
 
     def index_records(self) -> list[tuple[str, str, str, str]]:
         """(index_name, space_id, kind, path) of every recorded index."""
         return [(str(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in self._run("index_records_all")]
 
-    def record_index(self, name: str, space_id: str, kind: str, path: str, n_rows: int, state: str) -> None:
+    def record_index(
+        self, name: str, space_id: str, kind: str, path: str, n_rows: int, state: str,
+        file_sha256: str | None = None, keys_sha256: str | None = None,
+    ) -> None:
         with self.transaction():
-            self._run("index_upsert", name=name, space_id=space_id, kind=kind, path=path, n_rows=n_rows, state=state)
+            self._run("index_upsert", name=name, space_id=space_id, kind=kind, path=path, n_rows=n_rows, state=state,
+                      file_sha256=file_sha256, keys_sha256=keys_sha256)
 
     def forget_index(self, name: str) -> None:
         self._run("index_delete", name=name)
@@ -535,12 +553,17 @@ class Store:
     def count_imported_exp2(self, model: str | None = None) -> int:
         return int(self._value("exp2_imported_count", model=model))
 
-    def replace_imported_exp2(self, model: str, rows: Sequence[dict[str, Any]]) -> int:
-        """Replace the exp2 rows filed under ``model``; returns how many were replaced."""
+    def replace_imported_exp2(self, model: str, rows: pa.Table) -> int:
+        """Replace the exp2 rows filed under ``model`` by ``rows`` (columns of exp2_imported), in bulk.
+
+        Returns:
+            how many rows the earlier import under this name had.
+        """
         with self.transaction():
             replaced = self.count_imported_exp2(model)
             self._run("exp2_imported_delete", model=model)
-            self._many("exp2_imported_insert", [{"model": model, **r} for r in rows])
+            with self._registered(rows):
+                self._run("exp2_imported_insert")
         return replaced
 
     # ------------------------------------------------------------ what the report shows

@@ -41,7 +41,8 @@ BARE = "{}"
 def read_word_file(path: Path) -> list[str]:
     """Words from a text file: one per line (or comma-separated), '#' comments."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark (Windows Notepad) is not part of the first word
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise VocabularyError(f"{path}: cannot read vocabulary file ({exc})") from exc
     words: list[str] = []

@@ -84,3 +84,40 @@ def test_ingest_and_describe_with_the_real_models(tmp_path: Path, audio_dir: Pat
     described = json.loads(run(db, "describe", str(audio_dir / "tone.wav"), "--model", "ms-clap", "-k", "3",
                                "--format", "json").stdout)
     assert len(described) == 1 and len(described[0]["descriptors"]) == 3
+
+
+def test_a_model_that_cannot_load_writes_nothing_and_its_suggested_fix_is_a_real_command(
+    tmp_path: Path, audio_dir: Path, hash_cache: Path, fake_hub_root: Path
+) -> None:
+    """--weights without the tokenizer files: one line, no store created, an existing store unchanged,
+    and the command the message suggests exists (it was once `models fetch laion-clap+weights-…`)."""
+    import hashlib
+    import re
+    import shutil
+
+    from tests.models import fake_hub
+    from timbredb.cli import cli
+
+    checkpoint = next(fake_hub_root.rglob("630k-audioset-best.pt"))
+    weights = shutil.copy(checkpoint, tmp_path / "mine.pt")
+    empty = tmp_path / "empty-hub"
+    empty.mkdir()
+    db = tmp_path / "new.duckdb"
+    existing = tmp_path / "old.duckdb"
+    run(existing, "ingest", str(audio_dir / "tone.wav"), "--models", "mfcc")
+    before = hashlib.sha256(existing.read_bytes()).hexdigest()
+    with fake_hub.pointed_at(empty, hash_cache):
+        for store in (db, existing):
+            result = CliRunner().invoke(cli, ["--db", str(store), "--data-dir", str(tmp_path), "ingest", str(audio_dir),
+                                              "--models", "laion-clap", "--weights", str(weights)])
+            assert result.exit_code == 1, result.output
+            assert result.stderr.startswith("timbredb: error:") and result.stderr.count("\n") == 1, result.stderr
+        assert not db.exists() and not db.with_name(db.name + ".wal").exists()
+        assert hashlib.sha256(existing.read_bytes()).hexdigest() == before
+        suggested = re.findall(r"`(timbredb [^`]+)`", result.stderr)
+        assert suggested, result.stderr
+        for command in suggested:
+            args = command.split()[1:]
+            out = CliRunner().invoke(cli, ["--db", str(tmp_path / "probe.duckdb"), *args])
+            assert out.exit_code in (0, 1), (command, out.output)  # 2 would be a usage error
+            assert "unknown model" not in out.output and "No such command" not in out.output, (command, out.output)

@@ -17,7 +17,17 @@ trajectories with slope > 0 / final Δ > 0); all_source_consistency (fraction of
 the (effect, descriptor) pairs in which every source's slope is > 0; pairs with
 an undefined slope are left out);
 mean_pearson_r, mean_spearman_rho, mean_slope, mean_final_delta (NaN values
-excluded from the means); strict_increasing, strict_decreasing (counts).
+excluded from the means); strict_increasing, strict_decreasing (counts); note
+("circular" where the model's text side is the data that rendered the effect:
+socialfx-eq's text vector of a word is the Audealize EQ curve that made its EQ
+variants, so its EQ rates say little about hearing).
+
+Words with identical parameters (e.g. the Audealize reverb words big = church =
+hall = loud = spacious = strong) render identical audio. By default each word is
+its own trajectory, as in the study: the same variants scored against different
+target texts. With ``distinct=True`` (`--distinct-variants`) the words of one
+source whose variants are the same clips count once: their Δ is averaged over
+the words at each strength and the trajectory is named "big=church=...".
 
 Results computed elsewhere (``timbredb.importers.exp2``, `timbredb import exp2`)
 sit in ``exp2_imported`` and flow through the same computation.
@@ -40,7 +50,10 @@ EFFECT_ORDER = {"eq": 0, "reverb": 1, "all": 2}
 SUMMARY_COLUMNS = [
     "model", "effect", "n_trajectories", "pos_slope_rate", "pos_final_delta_rate", "all_source_consistency",
     "mean_pearson_r", "mean_spearman_rho", "mean_slope", "mean_final_delta", "strict_increasing", "strict_decreasing",
+    "note",
 ]
+#: (model id, effect) pairs whose text side is the data that rendered the effect
+CIRCULAR = {("socialfx-eq", "eq"): "circular", ("socialfx-eq", "all"): "circular (eq)"}
 TRAJECTORY_KEYS = ["model", "effect", "source", "descriptor", "template"]
 
 
@@ -96,8 +109,13 @@ def _rate(values: np.ndarray) -> float:
     return float(np.mean(v > 0)) if v.size else float("nan")
 
 
-def summarize(traj: pl.DataFrame) -> pl.DataFrame:
-    """Aggregate trajectories per model and effect, plus effect "all" (see module doc)."""
+def summarize(traj: pl.DataFrame, model_ids: dict[str, str] | None = None) -> pl.DataFrame:
+    """Aggregate trajectories per model and effect, plus effect "all" (see module doc).
+
+    Args:
+        model_ids: label -> model id of the local models, for the "circular" note.
+    """
+    model_ids = model_ids or {}
     rows = []
     for model in sorted(set(traj["model"].to_list())):
         mt = traj.filter(pl.col("model") == model)
@@ -126,12 +144,46 @@ def summarize(traj: pl.DataFrame) -> pl.DataFrame:
                 "mean_final_delta": nanmean(final),
                 "strict_increasing": int(t["strictly_increasing"].sum()),
                 "strict_decreasing": int(t["strictly_decreasing"].sum()),
+                "note": _note(model_ids.get(model), effect, t),
             })
     counts = ("n_trajectories", "strict_increasing", "strict_decreasing")
     schema = {
-        c: pl.String if c in ("model", "effect") else pl.Int64 if c in counts else pl.Float64 for c in SUMMARY_COLUMNS
+        c: pl.String if c in ("model", "effect", "note") else pl.Int64 if c in counts else pl.Float64
+        for c in SUMMARY_COLUMNS
     }
     return pl.DataFrame(rows, schema=schema)
+
+
+def _note(model_id: str | None, effect: str, traj: pl.DataFrame) -> str | None:
+    if model_id is None or (effect == "all" and not (traj["effect"] == "eq").any()):
+        return None
+    return CIRCULAR.get((model_id, effect))
+
+
+def distinct_variants(points: pl.DataFrame, groups: pl.DataFrame) -> pl.DataFrame:
+    """Points with the words of one source whose variants are the same clips merged into one trajectory.
+
+    Args:
+        points: rows of the ``exp2_trajectories`` query.
+        groups: rows of the ``exp2_variant_groups`` query.
+
+    Returns:
+        the same columns; merged trajectories have descriptor "w1=w2=..." (sorted), their
+        prompt the sorted prompts joined by " | ", and Δ (and both cosines) averaged over the words.
+    """
+    keys = ["effect", "source", "descriptor", "renderer_version"]
+    keyed = points.join(groups.select(*keys, "variant_group"), on=keys, how="left").with_columns(
+        # imported results carry no clips: each word stays its own trajectory
+        pl.coalesce(pl.col("variant_group"), pl.col("descriptor")).alias("variant_group")
+    )
+    by = ["model", "effect", "source", "template", "variant_group", "strength"]
+    merged = keyed.group_by(by, maintain_order=True).agg(
+        pl.col("descriptor").unique().sort().str.join("=").alias("descriptor"),
+        pl.col("prompt").unique().sort().str.join(" | ").alias("prompt"),
+        pl.col("original_cosine").mean(), pl.col("variant_cosine").mean(), pl.col("delta").mean(),
+        pl.col("origin").first(), pl.col("renderer_version").first(),
+    )
+    return merged.select(points.columns).sort("model", "effect", "source", "descriptor", "strength")
 
 
 def study_tables(summary: pl.DataFrame) -> dict[str, pl.DataFrame]:
@@ -203,6 +255,7 @@ def run_exp2(
     template: str = DEFAULT_TEMPLATE,
     renderer: str | None = None,
     tables: bool = False,
+    distinct: bool = False,
 ) -> dict[str, pl.DataFrame]:
     """Experiment 2 on what the store holds (local variants and imported results).
 
@@ -212,6 +265,7 @@ def run_exp2(
         template: prompt template of the target texts.
         renderer: renderer version of the local variants (None = the latest used).
         tables: return the study's table layouts (see ``study_tables``) instead.
+        distinct: count words with identical variants once (see the module doc).
 
     Returns:
         {"summary": per model and effect (columns ``SUMMARY_COLUMNS``)}; with ``tables``
@@ -225,8 +279,10 @@ def run_exp2(
     points = queries.run(store, "exp2_trajectories", models=models, template=template, renderer=renderer)
     if points.height == 0:
         raise AnalysisError(_explain_empty(store, template, renderer))
+    if distinct:
+        points = distinct_variants(points, queries.run(store, "exp2_variant_groups"))
     traj = trajectories(points)
-    summary = summarize(traj)
+    summary = summarize(traj, {s.label: s.model_id for s in store.spaces()})
     out: dict[str, pl.DataFrame] = study_tables(summary) if tables else {"summary": summary}
     if detail:
         out["trajectories"] = traj

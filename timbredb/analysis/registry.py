@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from timbredb.errors import AnalysisError
@@ -61,6 +61,8 @@ class ExperimentSpec:
         report: "module:function(ctx) -> Section", or None for no report section.
         published: keys of ``published.json`` whose numbers it is compared with.
         doc: its documentation file.
+        narrow: frame name -> the columns a terminal table shows (`--wide` shows all;
+            JSON and CSV always carry every column). Frames not named show every column.
     """
 
     name: str
@@ -72,6 +74,7 @@ class ExperimentSpec:
     report: str | None
     published: tuple[str, ...]
     doc: str
+    narrow: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def _model(help_text: str) -> Option:
@@ -113,10 +116,17 @@ EXPERIMENTS: tuple[ExperimentSpec, ...] = (
             Option("renderer", "--renderer", "str", None,
                    "Renderer version of the variants (default: the one the latest ingest used)."),
             Option("tables", "--study-tables", "flag", False, "Print the study's Table 1/Table 2 layouts instead."),
+            Option("distinct", "--distinct-variants", "flag", False,
+                   "Count words whose variants are identical audio (same parameters) once, their deltas averaged."),
         ),
         report="timbredb.report.exp2:section",
         published=("exp2",),
         doc="docs/exp2.md",
+        narrow={
+            "summary": ("model", "effect", "n_trajectories", "pos_slope_rate", "pos_final_delta_rate",
+                        "mean_pearson_r", "note"),
+            "trajectories": ("model", "effect", "source", "descriptor", "slope", "final_delta", "pearson_r"),
+        },
     ),
     ExperimentSpec(
         name="exp3",
@@ -132,6 +142,10 @@ EXPERIMENTS: tuple[ExperimentSpec, ...] = (
         report="timbredb.report.exp3:section",
         published=("exp3",),
         doc="docs/exp3.md",
+        narrow={
+            "metrics": ("model", "dataset", "distance", "n_stimuli", "spearman", "kendall", "ndcg",
+                        "triplet_agreement", "mae"),
+        },
     ),
 )
 

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from timbredb.dsp import EQ_CENTRES_HZ
-from timbredb.errors import DatasetError
+from timbredb.errors import DatasetError, DatasetUnavailable
 
 
 def eqpoints_path(data_dir: Path) -> Path:
@@ -32,7 +32,8 @@ def _read_word_records(path: Path, what: str, lang: str) -> list[tuple[int, str,
         DatasetError: the file is missing, not JSON, or a record is malformed.
     """
     if not path.is_file():
-        raise DatasetError(f"{path}: not found (the Audealize {what} file; set --data-dir)")
+        kind = DatasetError if path.parent.is_dir() else DatasetUnavailable
+        raise kind(f"{path}: not found (the Audealize {what} file; set --data-dir)")
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

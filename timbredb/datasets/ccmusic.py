@@ -28,13 +28,15 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from timbredb.audio import Audio, decode, decode_bytes
-from timbredb.errors import AudioError, DatasetError, first_line
+from timbredb.config import offline
+from timbredb.errors import AudioError, DatasetError, DatasetUnavailable, first_line
 from timbredb.vocabularies import BARE, CCMUSIC
 
 if TYPE_CHECKING:
@@ -248,9 +250,21 @@ def load_hub(source: str) -> tuple[RatingTable, dict[str, HubAudio]]:
         raise DatasetError(
             f"{source}: reading CCMusic from the hub needs the 'datasets' package: pip install 'timbredb[hub]'"
         ) from exc
+    local = Path(source).is_dir()
+    reachable = local or _hub_reachable()
     try:
-        loaded = datasets.load_dataset(source)
+        if reachable:
+            loaded = datasets.load_dataset(source)
+        else:
+            # offline or unreachable: the datasets cache only, with no request (and no retry loop)
+            with _datasets_offline(datasets):
+                loaded = datasets.load_dataset(source)
     except (OSError, ValueError, datasets.exceptions.DatasetsError) as exc:
+        if not reachable:
+            raise DatasetUnavailable(
+                f"{source}: not in the Hugging Face datasets cache, and the hub is "
+                f"{'off limits (offline)' if offline() else 'not reachable from here'}"
+            ) from exc
         raise DatasetError(f"{source}: cannot load the hub dataset ({first_line(exc)})") from exc
     if not isinstance(loaded, Mapping):
         raise DatasetError(f"{source}: expected the splits Chinese and Western, got one unnamed split")
@@ -303,6 +317,38 @@ def load_hub(source: str) -> tuple[RatingTable, dict[str, HubAudio]]:
         raise DatasetError(f"{source}: no instrument rows")
     check_unique(table.rows, source)
     return table, audio
+
+
+def _hub_reachable(timeout_s: float = 5.0) -> bool:
+    """One request to the hub, no retries (the datasets library retries an unreachable hub for
+    tens of seconds with a traceback-sized message per attempt)."""
+    if offline():
+        return False
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (urllib.error.URLError, OSError, TimeoutError):
+        return False
+    return True
+
+
+@contextmanager
+def _datasets_offline(datasets: Any) -> Iterator[None]:
+    """Make the datasets library read only its cache (it and huggingface_hub read HF_HUB_OFFLINE once)."""
+    from huggingface_hub import constants
+
+    saved = datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE
+    datasets.config.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, constants.HF_HUB_OFFLINE = saved
 
 
 def _is_hub_snapshot(folder: Path) -> bool:
@@ -368,6 +414,8 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
         source = str(folder) if folder.is_dir() and _is_hub_snapshot(folder) else HUB_DATASET
         try:
             table, audio = load_hub(source)
+        except DatasetUnavailable as exc:
+            raise DatasetUnavailable(f"no {ratings_csv} (local layout: ratings.csv + audio/), and {exc}") from exc
         except DatasetError as exc:
             if source == HUB_DATASET:
                 raise DatasetError(

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from timbredb.audio import AUDIO_EXTENSIONS
-from timbredb.errors import DatasetError
+from timbredb.errors import DatasetError, DatasetUnavailable
 from timbredb.ingest import IngestOptions, Ingestor
 
 COLLECTION = "timbremetrics"
@@ -118,7 +118,9 @@ def find_datasets(data_dir: Path) -> tuple[list[str], Path, Path]:
     root = Path(data_dir) / COLLECTION
     sounds, matrices = root / "sounds", root / "true_dissim"
     layout = "timbremetrics/sounds/<dataset>/*.aiff and timbremetrics/true_dissim/<dataset>" + MATRIX_SUFFIX
-    for folder in (root, sounds, matrices):
+    if not root.is_dir():
+        raise DatasetUnavailable(f"{root}: not found (expected {layout}; set --data-dir)")
+    for folder in (sounds, matrices):
         if not folder.is_dir():
             raise DatasetError(f"{folder}: not found (expected {layout}; set --data-dir)")
     names = {p.name for p in sounds.iterdir() if p.is_dir() and not p.name.startswith(".")}

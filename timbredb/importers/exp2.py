@@ -10,16 +10,18 @@ malformed file is written. The rows land in ``exp2_imported`` and take part in
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from timbredb.analysis.exp2 import DEFAULT_TEMPLATE, EFFECT_ORDER
-from timbredb.errors import AnalysisError, DatasetError, VocabularyError
+from timbredb.errors import AnalysisError, DatasetError, VocabularyError, first_line
+from timbredb.progress import ProgressFactory, silent
 from timbredb.store import Store
 from timbredb.vocabularies import BARE, render_prompt
 
@@ -35,37 +37,34 @@ EFFECT_ALIASES = {"eq": "eq", "reverb": "reverb", "rvb": "reverb"}
 DELTA_ATOL, DELTA_RTOL, BASELINE_ATOL = 1e-7, 1e-5, 1e-7
 
 
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]], str]:
-    """(columns, [(line or record number, row)], unit) of a CSV or JSON file."""
+def _read_frame(path: Path) -> tuple[pl.DataFrame, str]:
+    """(every column as text, plus ``_line``: the file line or record number; unit) of a CSV or JSON file."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read ({exc})") from exc
-    if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
+        head = path.open("rb").read(4096).lstrip(b"\xef\xbb\xbf").lstrip()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    if path.suffix.lower() == ".json" or head.startswith(b"["):
         try:
-            records = json.loads(text)
-        except ValueError as exc:
+            records = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
             raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
             raise DatasetError(f"{path}: a JSON import must be a list of objects (as `--format json` writes)")
         columns = list(dict.fromkeys(k for r in records for k in r))
-        rows = [(i + 1, {k: "" if v is None else str(v) for k, v in r.items()}) for i, r in enumerate(records)]
-        return columns, rows, "record"
-    reader = csv.reader(text.splitlines())
+        data = {c: [None if r.get(c) is None else str(r.get(c)) for r in records] for c in columns}
+        frame = pl.DataFrame(data, schema={c: pl.String for c in columns}) if columns else pl.DataFrame()
+        return frame.with_row_index("_line", offset=1), "record"
+    if not head:
+        raise DatasetError(f"{path}: empty file")
     try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise DatasetError(f"{path}: empty file") from None
-    rows = []
-    for values in reader:
-        if not any(v.strip() for v in values):
-            continue
-        if len(values) != len(header):
-            raise DatasetError(
-                f"{path}: line {reader.line_num}: {len(values)} values but the header has {len(header)} columns"
-            )
-        rows.append((reader.line_num, dict(zip(header, values))))
-    return header, rows, "line"
+        # every cell as text; validation below names the line of the first bad one
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", truncate_ragged_lines=False)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise DatasetError(f"{path}: not a CSV file this importer can read ({first_line(exc)})") from exc
+    frame = frame.rename({c: c.strip().lstrip("\ufeff") for c in frame.columns})
+    # the header is line 1; polars keeps blank lines as all-null rows, so row k is on line k + 2
+    frame = frame.with_row_index("_line", offset=2)
+    return frame.filter(~pl.all_horizontal(pl.exclude("_line").is_null())), "line"
 
 
 def _template_for(prompt: str, word: str) -> str | None:
@@ -85,24 +84,26 @@ def _template_for(prompt: str, word: str) -> str | None:
     return candidate
 
 
-def _number(path: Path, where: str, column: str, value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise DatasetError(f"{path}: {where}: {column} {value!r} is not a number") from None
-    if not math.isfinite(x):
-        raise DatasetError(f"{path}: {where}: {column} is {value} (must be finite)")
-    return x
+def _first(path: Path, frame: pl.DataFrame, bad: pl.Expr, unit: str, message: Callable[[dict[str, Any]], str]) -> None:
+    """Raise DatasetError for the first row where ``bad`` holds (rows are in file order)."""
+    hit = frame.filter(bad.fill_null(False)).head(1)
+    if hit.height:
+        row = hit.row(0, named=True)
+        raise DatasetError(f"{path}: {unit} {row['_line']}: {message(row)}")
 
 
-def parse_import(path: Path) -> tuple[str, list[dict[str, Any]]]:
-    """Read and validate an exp2 results file; returns (layout, rows).
+def parse_import(path: Path) -> tuple[str, pl.DataFrame]:
+    """Read and validate an exp2 results file in bulk; returns (layout, rows).
+
+    Returns:
+        the layout ("study" or "timbredb") and a frame with effect, source, descriptor,
+        template, prompt, strength, original_cosine, variant_cosine, delta, line.
 
     Raises:
-        DatasetError: one line naming the file and the offending line/record.
+        DatasetError: one line naming the file and the first offending line/record.
     """
-    columns, raw, unit = _read_rows(path)
-    present = set(columns)
+    raw, unit = _read_frame(path)
+    present = set(raw.columns)
     layouts = {"study": STUDY_COLUMNS, "timbredb": TIMBREDB_COLUMNS}
     layout = next((name for name, cols in layouts.items() if set(cols.values()) <= present), None)
     if layout is None:
@@ -113,64 +114,87 @@ def parse_import(path: Path) -> tuple[str, list[dict[str, Any]]]:
             f"(the study's per-model CSV needs {', '.join(STUDY_COLUMNS.values())}; timbredb's export "
             f"needs {', '.join(TIMBREDB_COLUMNS.values())})"
         )
-    if not raw:
+    if raw.height == 0:
         raise DatasetError(f"{path}: no data rows")
     cols = layouts[layout]
     if layout == "timbredb" and "model" in present:
-        names = sorted({r.get("model", "") for _, r in raw})
+        names = sorted({str(v or "") for v in raw["model"].unique().to_list()})
         if len(names) > 1:
             raise DatasetError(f"{path}: holds several models ({', '.join(names)}); import one model per file")
-    rows: list[dict[str, Any]] = []
-    seen: dict[tuple[Any, ...], int] = {}
-    baseline: dict[tuple[Any, ...], tuple[float, int]] = {}
-    for n, r in raw:
-        where = f"{unit} {n}"
-        effect_raw = r[cols["effect"]].strip()
-        effect = EFFECT_ALIASES.get(effect_raw.lower())
-        if effect is None:
-            raise DatasetError(f"{path}: {where}: unknown effect {effect_raw!r} (known: eq, reverb)")
-        source, word, prompt = r[cols["source"]].strip(), r[cols["descriptor"]].strip(), r[cols["prompt"]].strip()
-        for name, value in (("source", source), ("descriptor", word), ("prompt", prompt)):
-            if not value:
-                raise DatasetError(f"{path}: {where}: empty {cols[name]}")
-        strength = _number(path, where, cols["strength"], r[cols["strength"]])
-        if not 0.0 < strength <= 1.0:
-            raise DatasetError(f"{path}: {where}: {cols['strength']} {strength:g} is outside (0, 1]")
-        orig = _number(path, where, cols["original_cosine"], r[cols["original_cosine"]])
-        var = _number(path, where, cols["variant_cosine"], r[cols["variant_cosine"]])
-        delta = _number(path, where, cols["delta"], r[cols["delta"]])
-        if abs(delta - (var - orig)) > DELTA_ATOL + DELTA_RTOL * abs(var - orig):
-            raise DatasetError(
-                f"{path}: {where}: inconsistent delta: {cols['delta']} {delta:.9g} != "
-                f"{cols['variant_cosine']} - {cols['original_cosine']} = {var - orig:.9g}"
-            )
-        given = "" if layout == "study" else r.get("template", "").strip()
-        template = given or _template_for(prompt, word)
-        if template is None:
-            raise DatasetError(f"{path}: {where}: {cols['prompt']} {prompt!r} does not contain the descriptor {word!r}")
-        key = (effect, source, word, prompt, round(strength, 9))
-        if key in seen:
-            raise DatasetError(
-                f"{path}: {where}: duplicate condition ({effect}, {source}, {word}, {strength:g}), "
-                f"first seen on {unit} {seen[key]}"
-            )
-        seen[key] = n
-        bkey = key[:4]
-        if bkey in baseline and abs(baseline[bkey][0] - orig) > BASELINE_ATOL:
-            first, at = baseline[bkey]
-            raise DatasetError(
-                f"{path}: {where}: baseline changes with strength: {cols['original_cosine']} {orig:.9g} != "
-                f"{first:.9g} on {unit} {at} for ({effect}, {source}, {word})"
-            )
-        baseline.setdefault(bkey, (orig, n))
-        rows.append({
-            "effect": effect, "source": source, "descriptor": word, "template": template, "prompt": prompt,
-            "strength": strength, "original_cosine": orig, "variant_cosine": var, "delta": delta, "line": n,
-        })
-    return layout, rows
+    text = {k: pl.col(v).str.strip_chars() for k, v in cols.items()}
+    df = raw.select(
+        "_line",
+        text["effect"].alias("effect_raw"),
+        text["effect"].str.to_lowercase().replace_strict(EFFECT_ALIASES, default=None).alias("effect"),
+        text["source"].alias("source"), text["descriptor"].alias("descriptor"), text["prompt"].alias("prompt"),
+        *[text[k].alias(f"{k}_raw") for k in ("strength", "original_cosine", "variant_cosine", "delta")],
+        (pl.col("template").str.strip_chars() if layout == "timbredb" and "template" in present
+         else pl.lit(None, dtype=pl.String)).alias("given_template"),
+    )
+    _first(path, df, pl.col("effect").is_null(), unit,
+           lambda r: f"unknown effect {r['effect_raw'] or ''!r} (known: {', '.join(sorted(set(EFFECT_ALIASES.values())))})")
+    for key in ("source", "descriptor", "prompt"):
+        def blank(r: dict[str, Any], n: str = cols[key]) -> str:
+            return f"empty {n}"
+
+        _first(path, df, pl.col(key).is_null() | (pl.col(key) == ""), unit, blank)
+    for key in ("strength", "original_cosine", "variant_cosine", "delta"):
+        name, raw_name = cols[key], f"{key}_raw"
+        raw_col = pl.col(raw_name)
+        number = raw_col.cast(pl.Float64, strict=False)
+
+        def empty(r: dict[str, Any], n: str = name) -> str:
+            return f"{n} is empty"
+
+        def not_number(r: dict[str, Any], n: str = name, c: str = raw_name) -> str:
+            return f"{n} {r[c]!r} is not a number"
+
+        def not_finite(r: dict[str, Any], n: str = name, c: str = raw_name) -> str:
+            return f"{n} is {r[c]} (must be finite)"
+
+        _first(path, df, raw_col.is_null() | (raw_col == ""), unit, empty)
+        _first(path, df, number.is_null(), unit, not_number)
+        _first(path, df, ~number.is_finite(), unit, not_finite)
+        df = df.with_columns(number.alias(key))
+    _first(path, df, ~((pl.col("strength") > 0.0) & (pl.col("strength") <= 1.0)), unit,
+           lambda r: f"{cols['strength']} {r['strength']:g} is outside (0, 1]")
+    diff = pl.col("variant_cosine") - pl.col("original_cosine")
+    _first(path, df, (pl.col("delta") - diff).abs() > DELTA_ATOL + DELTA_RTOL * diff.abs(), unit,
+           lambda r: (f"inconsistent delta: {cols['delta']} {r['delta']:.9g} != {cols['variant_cosine']} - "
+                      f"{cols['original_cosine']} = {r['variant_cosine'] - r['original_cosine']:.9g}"))
+    # templates: one inference per distinct (prompt, word), not per row
+    pairs = df.select("prompt", "descriptor", "given_template").unique()
+    inferred = [
+        {"prompt": p, "descriptor": w, "given_template": g, "template": (g or _template_for(p, w))}
+        for p, w, g in pairs.iter_rows()
+    ]
+    df = df.join(pl.DataFrame(inferred, schema={"prompt": pl.String, "descriptor": pl.String,
+                                                "given_template": pl.String, "template": pl.String}),
+                 on=["prompt", "descriptor", "given_template"], how="left", nulls_equal=True).sort("_line")
+    _first(path, df, pl.col("template").is_null(), unit,
+           lambda r: f"{cols['prompt']} {r['prompt']!r} does not contain the descriptor {r['descriptor']!r}")
+    condition = ["effect", "source", "descriptor", "prompt", "strength_key"]
+    df = df.with_columns(pl.col("strength").round(9).alias("strength_key"))
+    dup = df.with_columns(pl.col("_line").first().over(condition).alias("_first"))
+    _first(path, dup, pl.col("_line") != pl.col("_first"), unit,
+           lambda r: (f"duplicate condition ({r['effect']}, {r['source']}, {r['descriptor']}, {r['strength']:g}), "
+                      f"first seen on {unit} {r['_first']}"))
+    baseline = ["effect", "source", "descriptor", "prompt"]
+    base = df.with_columns(
+        pl.col("original_cosine").first().over(baseline).alias("_orig0"),
+        pl.col("_line").first().over(baseline).alias("_line0"),
+    )
+    _first(path, base, (pl.col("original_cosine") - pl.col("_orig0")).abs() > BASELINE_ATOL, unit,
+           lambda r: (f"baseline changes with strength: {cols['original_cosine']} {r['original_cosine']:.9g} != "
+                      f"{r['_orig0']:.9g} on {unit} {r['_line0']} for ({r['effect']}, {r['source']}, {r['descriptor']})"))
+    out = df.select(
+        "effect", "source", "descriptor", "template", "prompt", "strength", "original_cosine", "variant_cosine",
+        "delta", pl.col("_line").cast(pl.Int32).alias("line"),
+    )
+    return layout, out
 
 
-def import_results(store: Store, file: Path, model_name: str) -> dict[str, Any]:
+def import_results(store: Store, file: Path, model_name: str, progress: ProgressFactory = silent) -> dict[str, Any]:
     """Load per-condition exp2 similarities computed elsewhere, filed under ``model_name``.
 
     Accepts the study's released per-model CSV (effect_type, source_type, descriptor,
@@ -195,18 +219,36 @@ def import_results(store: Store, file: Path, model_name: str) -> dict[str, Any]:
             f"--model {name!r} is a model computed in this store; file the import under another name "
             f"(e.g. {name + '-imported'!r}) so both can be compared"
         )
-    layout, rows = parse_import(path)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    resolved = str(path.resolve())
-    replaced = store.replace_imported_exp2(name, [{**r, "file": resolved, "file_sha256": sha} for r in rows])
+    bar = progress(f"import {path.name}", 3)
+    try:
+        layout, rows = parse_import(path)
+        bar.update(1)
+        sha = _file_sha256(path)
+        resolved = str(path.resolve())
+        table = rows.with_columns(pl.lit(name).alias("model"), pl.lit(resolved).alias("file"),
+                                  pl.lit(sha).alias("file_sha256"))
+        bar.update(1)
+        # one transaction: an interrupt or a failure leaves the earlier import (or none) in place
+        replaced = store.replace_imported_exp2(name, table.to_arrow())
+        bar.update(1)
+    finally:
+        bar.close()
     return {
         "model": name,
         "file": resolved,
         "layout": layout,
-        "rows": len(rows),
-        "trajectories": len({(r["effect"], r["source"], r["descriptor"], r["template"]) for r in rows}),
-        "effects": sorted({r["effect"] for r in rows}, key=lambda e: EFFECT_ORDER[e]),
-        "sources": sorted({r["source"] for r in rows}),
-        "descriptors": len({r["descriptor"] for r in rows}),
+        "rows": rows.height,
+        "trajectories": rows.select("effect", "source", "descriptor", "template").unique().height,
+        "effects": sorted(rows["effect"].unique().to_list(), key=lambda e: EFFECT_ORDER.get(e, 9)),
+        "sources": sorted(rows["source"].unique().to_list()),
+        "descriptors": rows["descriptor"].n_unique(),
         "replaced": int(replaced),
     }
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()

@@ -35,6 +35,7 @@ class IngestSummary:
     errors: list[dict[str, str]] = field(default_factory=list)
     skipped_prompts: list[dict[str, str]] = field(default_factory=list)
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped_datasets: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +46,7 @@ class IngestSummary:
             "errors": list(self.errors),
             "skipped_prompts": list(self.skipped_prompts),
             "datasets": dict(self.datasets),
+            "skipped_datasets": dict(self.skipped_datasets),
         }
 
 

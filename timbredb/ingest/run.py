@@ -6,7 +6,7 @@ from pathlib import Path
 
 from timbredb.datasets.registry import datasets, ingest_function
 from timbredb.download import ensure_dataset
-from timbredb.errors import DatasetError, ModelUnavailableError, TimbreDBError
+from timbredb.errors import DatasetError, DatasetUnavailable, ModelUnavailableError, TimbreDBError
 from timbredb.ingest.ingestor import Ingestor, IngestSummary
 from timbredb.ingest.options import IngestOptions
 from timbredb.models import SPECS, load, usable_models
@@ -20,11 +20,29 @@ def _is_dataset(target: str) -> bool:
     return target in datasets() and not Path(target).exists()
 
 
-def ingest_dataset(ingestor: Ingestor, name: str, data_dir: Path, options: IngestOptions) -> None:
-    """Run one dataset's ingest; a missing or malformed dataset is recorded, not raised."""
+def ingest_dataset(
+    ingestor: Ingestor, name: str, data_dir: Path, options: IngestOptions, *, requested: bool = True,
+    download_problem: str | None = None,
+) -> None:
+    """Run one dataset's ingest; a missing or malformed dataset is recorded, not raised.
+
+    Args:
+        requested: the user named the dataset. A dataset that is not on this machine
+            (DatasetUnavailable) is then an error; as part of "every dataset" it is
+            skipped with one warning.
+        download_problem: why fetching the missing dataset failed, said instead of "not found".
+    """
     spec = datasets()[name]
     try:
         result = ingest_function(spec)(ingestor, data_dir, options)
+    except DatasetUnavailable as exc:
+        reason = download_problem or str(exc)
+        if requested:
+            ingestor.error(name, reason, "dataset")
+        else:
+            ingestor.warn(f"{name}: skipped: {reason}")
+            ingestor.summary.skipped_datasets[name] = reason
+        return
     except DatasetError as exc:
         ingestor.error(name, str(exc), "dataset")
         return
@@ -50,7 +68,9 @@ def run_ingest(
     """
     for t in options.prompts:
         check_template(t)
+    requested = bool(targets)
     targets = targets or list(datasets())
+    download_problems: dict[str, str] = {}
     for target in targets:
         # a missing dataset is downloaded first, so models built from its data (socialfx-eq) are usable
         if _is_dataset(target):
@@ -58,7 +78,7 @@ def run_ingest(
                 if ensure_dataset(target, data_dir):
                     warn(f"{target}: downloaded into {data_dir / target}")
             except DatasetError as exc:
-                warn(f"error: {exc}")
+                download_problems[target] = str(exc)
     if options.models:
         names = options.models
     else:
@@ -73,13 +93,18 @@ def run_ingest(
     models = [
         load(n, device=options.device, dtype=options.dtype, data_dir=data_dir, weights=options.weights) for n in names
     ]
+    # load every model before the store is opened: a model that cannot load (missing tokenizer,
+    # unreadable checkpoint) fails the run before anything is written or a new store is created
+    for model in models:
+        model.ensure_loaded()
     with Store(db) as store:
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
                             command="ingest " + " ".join(targets))
         paths = []
         for target in targets:
             if _is_dataset(target):
-                ingest_dataset(ingestor, target, data_dir, options)
+                ingest_dataset(ingestor, target, data_dir, options, requested=requested,
+                               download_problem=download_problems.get(target))
             elif Path(target).exists():
                 paths.append(target)
             else:

@@ -190,7 +190,9 @@ class TorchEmbeddingModel(EmbeddingModel):
         tf = transformers_below_5()
         if not tf.usable:
             raise ModelUnavailableError(f"{self.label}: {tf.reason}")
-        found = hub.require(self.label, list(files.values()))
+        # the name `timbredb models fetch` takes: id[@checkpoint], never a --weights or /policy label
+        fetch_name = self.spec.id + (f"@{self.checkpoint}" if self.checkpoint != self.spec.checkpoint else "")
+        found = hub.require(fetch_name, list(files.values()))
         self._files = {role: found[f] for role, f in files.items()}
         self._revisions = {f.repo_id: hub.snapshot_revision(found[f]) for f in files.values()}
         if self.weights is not None:

@@ -123,9 +123,10 @@ SELECT count(*) AS n FROM exp2_imported WHERE $model IS NULL OR model = $model;
 DELETE FROM exp2_imported WHERE model = $model;
 
 -- name: exp2_imported_insert
--- params: {"model": "", "effect": "", "source": "", "descriptor": "", "template": "", "prompt": "", "strength": 0.0, "original_cosine": 0.0, "variant_cosine": 0.0, "delta": 0.0, "file": "", "file_sha256": "", "line": 0}
--- One imported exp2 condition.
+-- params: {}
+-- The imported exp2 conditions of the registered batch (validated by timbredb.importers.exp2), in bulk.
 INSERT INTO exp2_imported (model, effect, source, descriptor, template, prompt, strength, original_cosine,
                            variant_cosine, delta, file, file_sha256, line)
-VALUES ($model, $effect, $source, $descriptor, $template, $prompt, $strength, $original_cosine, $variant_cosine,
-        $delta, $file, $file_sha256, $line);
+SELECT model, effect, source, descriptor, template, prompt, strength, original_cosine, variant_cosine,
+       delta, file, file_sha256, line
+FROM _timbredb_batch;

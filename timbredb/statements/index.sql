@@ -15,9 +15,9 @@ SELECT clip_sha256, batch_id FROM audio_embeddings WHERE space_id = $space_id OR
 
 -- name: index_record
 -- params: {"name": ""}
--- columns: path, n_rows, store_state
--- What an index file was built from.
-SELECT path, n_rows, store_state FROM faiss_indexes WHERE index_name = $name;
+-- columns: path, n_rows, store_state, file_sha256, keys_sha256
+-- What an index file was built from, and the sha256 of its two files as written.
+SELECT path, n_rows, store_state, file_sha256, keys_sha256 FROM faiss_indexes WHERE index_name = $name;
 
 -- name: index_records_all
 -- params: {}
@@ -26,12 +26,13 @@ SELECT path, n_rows, store_state FROM faiss_indexes WHERE index_name = $name;
 SELECT index_name, space_id, kind, path FROM faiss_indexes ORDER BY index_name;
 
 -- name: index_upsert
--- params: {"name": "", "space_id": "", "kind": "audio", "path": "", "n_rows": 0, "state": ""}
--- Record (or update) what an index file was built from.
-INSERT INTO faiss_indexes (index_name, space_id, kind, path, n_rows, store_state)
-VALUES ($name, $space_id, $kind, $path, $n_rows, $state)
+-- params: {"name": "", "space_id": "", "kind": "audio", "path": "", "n_rows": 0, "state": "", "file_sha256": null, "keys_sha256": null}
+-- Record (or update) what an index file was built from and the sha256 of its files.
+INSERT INTO faiss_indexes (index_name, space_id, kind, path, n_rows, store_state, file_sha256, keys_sha256)
+VALUES ($name, $space_id, $kind, $path, $n_rows, $state, $file_sha256, $keys_sha256)
 ON CONFLICT (index_name) DO UPDATE SET n_rows = excluded.n_rows, store_state = excluded.store_state,
-    path = excluded.path, built_at = now();
+    path = excluded.path, file_sha256 = excluded.file_sha256, keys_sha256 = excluded.keys_sha256,
+    built_at = now();
 
 -- name: index_delete
 -- params: {"name": ""}
