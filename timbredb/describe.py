@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from timbredb.audio import decode
+from timbredb.audio import Audio, decode
 from timbredb.errors import (
     AudioError,
     ModelUnavailableError,
+    NotFoundError,
     TimbreDBError,
     VocabularyError,
 )
@@ -171,23 +173,83 @@ def describe(
     for f in files:
         try:
             audio = decode(f)
-            stored: tuple[list[str], Any] = store.audio_matrix(model.space_id, [audio.sha256]) if store else ([], None)
-            vector = stored[1] if stored[0] else model.embed_audio([audio])
+            vector = audio_vector(store, model, audio)
         except AudioError as exc:
             errors.append(str(exc))
             continue
-        hits = index.search(vector, k)[0]
-        desc = Description(
-            file=str(f),
-            model=model.label,
-            descriptors=[{"descriptor": descriptor_of.get(p, p), "score": s} for p, s in hits],
-        )
-        if clip_index is not None and store is not None:
-            neighbours = clip_index.search(vector, n_clips + 1)[0]
-            desc.clips = [
-                {"clip_sha256": h, "source_path": store.clip_path(h), "score": s}
-                for h, s in neighbours
-                if h != audio.sha256
-            ][:n_clips]
-        results.append(desc)
+        results.append(_describe_vector(store, model, str(f), audio.sha256, vector, index, descriptor_of, k,
+                                        clip_index, n_clips))
     return results, errors
+
+
+def audio_vector(store: Store | None, model: EmbeddingModel, audio: Audio) -> NDArray[np.float32]:
+    """The (1, dim) vector of a decoded clip: the stored one for its content, else embedded now.
+
+    Raises:
+        AudioError: the clip cannot be embedded by this model (too short, ...).
+    """
+    stored: tuple[list[str], Any] = store.audio_matrix(model.space_id, [audio.sha256]) if store else ([], None)
+    return stored[1] if stored[0] else model.embed_audio([audio])
+
+
+def _describe_vector(
+    store: Store | None,
+    model: EmbeddingModel,
+    file: str,
+    clip_sha256: str,
+    vector: NDArray[np.float32],
+    index: VectorIndex,
+    descriptor_of: dict[str, str],
+    k: int,
+    clip_index: VectorIndex | None,
+    n_clips: int,
+) -> Description:
+    """One Description from a clip's vector: what ``describe`` and ``describe_clip`` share."""
+    hits = index.search(vector, k)[0]
+    desc = Description(
+        file=file,
+        model=model.label,
+        descriptors=[{"descriptor": descriptor_of.get(p, p), "score": s} for p, s in hits],
+    )
+    if clip_index is not None and store is not None:
+        neighbours = clip_index.search(vector, n_clips + 1)[0]
+        desc.clips = [
+            {"clip_sha256": h, "source_path": store.clip_path(h), "score": s}
+            for h, s in neighbours
+            if h != clip_sha256
+        ][:n_clips]
+    return desc
+
+
+def describe_clip(
+    store: Store,
+    clip_sha256: str,
+    model: EmbeddingModel,
+    words: Sequence[str],
+    vocabulary: str,
+    *,
+    k: int = 5,
+    template: str = BARE,
+    n_clips: int = 0,
+    warn: WarnFn = ignore,
+) -> Description:
+    """Describe a stored clip by its stored vector in the model's space (nothing is decoded or written).
+
+    Returns:
+        the Description ``describe`` gives for a file of that content; ``file`` is
+        the clip's recorded path (its hash when it has none).
+
+    Raises:
+        NotFoundError: the space holds no vector for the clip.
+    """
+    if k < 1:
+        raise TimbreDBError(f"-k must be at least 1, got {k}")
+    if not model.spec.has_text:
+        raise ModelUnavailableError(f"{model.label} has no text encoder; describe needs a text-capable model")
+    keys, matrix = store.audio_matrix(model.space_id, [clip_sha256])
+    if not keys:
+        raise NotFoundError(f"clip {clip_sha256} has no {model.label} vector in the store")
+    index, descriptor_of = vocabulary_index(store, model, words, vocabulary, template, warn=warn)
+    clip_index = audio_index(store, model.space_id) if n_clips > 0 else None
+    file = store.clip_path(clip_sha256) or clip_sha256
+    return _describe_vector(store, model, file, clip_sha256, matrix, index, descriptor_of, k, clip_index, n_clips)
