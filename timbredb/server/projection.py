@@ -9,10 +9,11 @@ change how words rank for a sound: for a fixed sound vector a, a·(t - μ) =
 a·t - a·μ moves every word's score by the same amount. The two axes are the top
 two eigenvectors of C = ½·C_audio + ½·C_text (the biased covariances of the
 centred groups; each modality weighs half however many clips there are; with
-one modality only, its covariance). An axis's sign is chosen so that its
-largest loading is positive (the rule scikit-learn's svd_flip uses), which
-makes the map deterministic. An upload is projected with the audio mean, so a
-file whose content is stored lands exactly on that clip.
+one modality only, its covariance); an axis without variance stays zero. An
+axis's sign is chosen so that its largest loading is positive (the rule
+scikit-learn's svd_flip uses), which makes the map deterministic. An upload is
+projected with the audio mean, so a file whose content is stored lands exactly
+on that clip.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def fit_projection(audio: NDArray[np.floating] | None, text: NDArray[np.floating
     x = np.vstack([g * np.sqrt(weight / g.shape[0]) for g in centred])
     _, s, vt = np.linalg.svd(x, full_matrices=False)
     comps = np.zeros((2, dim))
-    n = min(2, vt.shape[0])
+    # an axis without variance (fewer distinct points than axes) is left at zero, not an arbitrary direction
+    tol = max(float(s[0]) if s.size else 0.0, 1.0) * 1e-9
+    n = int(min(2, np.sum(s > tol)))
     comps[:n] = vt[:n]
     for i in range(2):
         j = int(np.argmax(np.abs(comps[i])))

@@ -93,6 +93,9 @@ def _listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise TimbreDBError(f"cannot listen on {host}:{port}: {exc.strerror or first_line(exc)}") from exc
+    # listening before the "listening on" line: a client that reads it can connect at once
+    # (connections wait in the backlog until uvicorn accepts them)
+    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 

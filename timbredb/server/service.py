@@ -200,6 +200,7 @@ class Explorer:
         self.warn = warn
         self._models: dict[str, EmbeddingModel] = {}
         self._models_lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
         self._run_locks: dict[str, threading.Lock] = {}
         self._pool = StorePool(options.db, options.store_idle_s)
         # fail at start-up, not on the first request, when the store cannot be served
@@ -217,16 +218,36 @@ class Explorer:
         self._pool.close()
 
     def model(self, name: str | None) -> EmbeddingModel:
-        """The loaded model for a --model value (the default text model when None); loaded once."""
+        """The loaded model for a --model value (describe's default model when None); loaded once.
+
+        Only models whose space is in the store, or that were preloaded, are loaded: a
+        client must not make the server load every checkpoint it can name.
+
+        Raises:
+            RequestError: 400 when the model's space is not in the store.
+        """
         key = name or default_text_model(self.options.data_dir)
         with self._models_lock:
             m = self._models.get(key)
-            if m is None:
-                m = load(key, device=self.options.device, data_dir=self.options.data_dir)
-                # load now, under the lock: two first requests must not load it twice
-                m.ensure_loaded()
-                self._models[key] = m
+            if m is not None:
+                return m
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:  # one load per model; requests for other models are not held up
+            with self._models_lock:
+                m = self._models.get(key)
+            if m is not None:
+                return m
+            m = load(key, device=self.options.device, data_dir=self.options.data_dir)
+            if key not in self.options.preload:
+                with self.store() as store:
+                    stored = {s.space_id for s in store.spaces()}
+                if m.space_id not in stored:
+                    raise RequestError(400, f"model {m.label!r} has no space in this store (see /api/spaces); "
+                                            "the server describes with the store's spaces and preloaded models")
+            m.ensure_loaded()
+            with self._models_lock:
                 self._run_locks.setdefault(m.label, threading.Lock())
+                self._models[key] = m
             return m
 
     @contextmanager
