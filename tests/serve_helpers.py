@@ -16,11 +16,14 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from click.testing import Result
 
 from tests.synth import harmonic_tone, highpassed, lowpassed, noise, write
 
@@ -161,12 +164,32 @@ def post_file(port: int, path: str, filename: str, data: bytes, **fields: str | 
     return request(port, "POST", path, body, {"Content-Type": ctype})
 
 
+@contextmanager
+def chdir(path: Path | None) -> Iterator[None]:
+    before = os.getcwd()
+    if path is not None:
+        os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
+
+def cli(db: Path, data_dir: Path, *args: str, cwd: Path | None = None) -> Result:
+    """Run the real click app in this process (as `timbredb --db DB --data-dir DATA ARGS...` from ``cwd``)."""
+    from click.testing import CliRunner
+
+    from timbredb.cli import cli as app
+
+    with chdir(cwd):
+        return CliRunner().invoke(app, ["--db", str(db), "--data-dir", str(data_dir), *args], catch_exceptions=False)
+
+
 def cli_json(db: Path, data_dir: Path, *args: str, cwd: Path | None = None) -> tuple[str, Any]:
-    """Run the real CLI in its own process; (stdout, parsed JSON)."""
-    cmd = [sys.executable, "-m", "timbredb", "--db", str(db), "--data-dir", str(data_dir), *args]
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env_for(), timeout=300)
-    assert out.returncode == 0, out.stderr
-    return out.stdout, json.loads(out.stdout)
+    """(stdout, parsed JSON) of a CLI command that must succeed."""
+    result = cli(db, data_dir, *args, cwd=cwd)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout, json.loads(result.stdout)
 
 
 def wait_until(predicate: Any, timeout_s: float, step_s: float = 0.1) -> bool:

@@ -12,8 +12,6 @@ import hashlib
 import io
 import json
 import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,8 +26,8 @@ from tests.serve_helpers import (
     Reply,
     Server,
     build_store,
+    cli,
     cli_json,
-    env_for,
     post_file,
     request,
     start_server,
@@ -543,11 +541,16 @@ def test_ingest_can_take_the_store_while_the_server_is_idle(world: dict[str, Any
     """The server holds no lock on the store once idle: a writer gets in, and the server then sees its work."""
     before = request(server.port, "GET", "/api/healthz").json()["audio_vectors"]
     new = write(world["root"] / "later" / "later.wav", harmonic_tone(150.0, 0.6, rolloff=0.9))
-    cmd = [sys.executable, "-m", "timbredb", "--db", str(world["db"]), "--data-dir", str(world["data"]), "ingest",
-           str(new.parent), "--models", "mfcc"]
+    from timbredb.errors import StoreError
+    from timbredb.ingest import IngestOptions, run_ingest
 
     def ingest_ok() -> bool:
-        return subprocess.run(cmd, capture_output=True, text=True, env=env_for()).returncode == 0
+        try:
+            run_ingest(world["db"], world["data"], [str(new.parent)], IngestOptions(models=["mfcc"]))
+        except StoreError as exc:
+            assert "in use by another process" in str(exc)
+            return False  # the server was still holding the store: it lets go once idle
+        return True
 
     assert wait_until(ingest_ok, timeout_s=20, step_s=0.5)
     after = request(server.port, "GET", "/api/healthz").json()["audio_vectors"]
@@ -581,9 +584,11 @@ def test_the_server_stops_cleanly(world: dict[str, Any], server: Server) -> None
 # ---------------------------------------------------------------- refusing to start
 def test_serve_refuses_a_missing_old_or_foreign_store_and_a_taken_port(tmp_path: Path, synth_data_dir: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    def run(db: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "timbredb", "--db", str(db), "--data-dir", str(synth_data_dir), "serve", *args]
-        return subprocess.run(cmd, capture_output=True, text=True, env=env_for(), timeout=60)
+    def run(db: Path, *args: str) -> Any:
+        # in process: each of these refuses before it would listen
+        result = cli(db, synth_data_dir, "serve", *args)
+        result.returncode = result.exit_code
+        return result
 
     missing = tmp_path / "missing.duckdb"
     out = run(missing, "--port", "0")

@@ -117,9 +117,13 @@ def serve(options: ServeOptions, announce: WarnFn = ignore, warn: WarnFn = ignor
     Raises:
         TimbreDBError: the extra is not installed, the store cannot be served, or the address is taken.
     """
+    import importlib.util
+
+    # python-multipart (FastAPI's form parser) is imported as python_multipart, older releases as multipart
+    if not any(importlib.util.find_spec(m) for m in ("python_multipart", "multipart")):
+        raise _needs_extra()
     try:
         import fastapi  # noqa: F401
-        import multipart  # noqa: F401  (python-multipart: FastAPI's form parser)
         import uvicorn
     except ImportError as exc:
         raise _needs_extra() from exc
