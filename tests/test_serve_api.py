@@ -130,6 +130,10 @@ def test_describe_warnings_go_to_a_header_not_the_body(world: dict[str, Any], se
     assert reply.status == 200
     assert "outside its vocabulary" in reply.headers.get("x-timbredb-warning", "")
     assert all(set(d) == {"file", "model", "descriptors"} for d in reply.json())
+    # a warning quoting characters a header cannot carry is escaped, not a 500
+    odd = post_file(server.port, "/api/describe", "low.wav", f.read_bytes(), model="socialfx-eq", vocabulary="ccmusic",
+                    prompt="ein {} Klang \u2014 \u00fc")
+    assert odd.status == 200 and "\\u2014" in odd.headers["x-timbredb-warning"]
 
 
 def test_concurrent_describes_are_all_answered_identically(world: dict[str, Any], server: Server) -> None:

@@ -78,7 +78,9 @@ def json_response(payload: Any, status: int = 200, warnings: list[str] | None = 
     headers = {}
     if warnings:
         # the body is exactly describe's objects; warnings describe printed to stderr go in a header
-        headers["X-Timbredb-Warning"] = " | ".join(dict.fromkeys(w.replace("\n", " ") for w in warnings))[:4000]
+        text = " | ".join(dict.fromkeys(" ".join(w.split()) for w in warnings))[:4000]
+        # header values are latin-1 on the wire: other characters are escaped, not a 500
+        headers["X-Timbredb-Warning"] = text.encode("ascii", "backslashreplace").decode("ascii")
     return Response(to_json(payload), status_code=status, media_type="application/json", headers=headers)
 
 

@@ -62,6 +62,11 @@ class BodyLimits:
             await self.app(scope, receive, send)
             return
         length = _content_length(scope)
+        if length == 0 or (length is None and not _chunked(scope)):
+            # no body (HTTP/1.1: neither Content-Length nor chunked): nothing to limit, and a late
+            # receive() (a response listening for the client going away) must not hit the deadline
+            await self.app(scope, receive, send)
+            return
         if length is not None and length > self.max_body_bytes:
             await send_error(send, 413, f"the request body is {length} bytes; the limit is {self.max_body_bytes} bytes")
             return
@@ -123,3 +128,7 @@ def _content_length(scope: Scope) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def _chunked(scope: Scope) -> bool:
+    return any(name == b"transfer-encoding" and b"chunked" in value.lower() for name, value in scope.get("headers", []))
