@@ -22,3 +22,7 @@ def test_wheel_ships_migrations_and_queries(tmp_path: Path) -> None:
     for sql in (REPO / "queries").glob("*.sql"):
         assert f"timbredb/_sql/queries/{sql.name}" in names
     assert "timbredb/cli.py" in names
+    # the page of `timbredb serve` and the server's statements
+    for static in (REPO / "timbredb" / "server" / "static").iterdir():
+        assert f"timbredb/server/static/{static.name}" in names
+    assert "timbredb/statements/serve.sql" in names and "timbredb/server/app.py" in names

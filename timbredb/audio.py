@@ -156,6 +156,50 @@ def read_pcm(path: str | os.PathLike[str]) -> tuple[NDArray[np.float32], int]:
     return np.ascontiguousarray(pcm, dtype=np.float32), int(sample_rate)
 
 
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says, before anything is decoded."""
+
+    n_frames: int
+    sample_rate: int
+    channels: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / float(self.sample_rate) if self.sample_rate > 0 else 0.0
+
+
+def probe(path: str | os.PathLike[str]) -> AudioInfo:
+    """Read a file's header (length, rate, channels) without decoding its samples.
+
+    Uses the same two decoders as ``read_pcm``, so a file that probes can be decoded
+    by it (unless its data is truncated or corrupt, which only decoding finds).
+    Callers that must bound the work of decoding (the server) check the duration first.
+
+    Raises:
+        AudioError: missing, a folder, or not a format either decoder recognises by content.
+    """
+    import soundfile as sf
+
+    p = str(path)
+    if not os.path.exists(p):
+        raise AudioError(p, "does not exist")
+    if os.path.isdir(p):
+        raise AudioError(p, "is a directory, not an audio file")
+    try:
+        info = sf.info(p)
+        return AudioInfo(int(info.frames), int(info.samplerate), int(info.channels))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        first_error: Exception = exc
+    import pedalboard.io
+
+    try:
+        with pedalboard.io.AudioFile(p) as f:
+            return AudioInfo(int(f.frames), int(round(f.samplerate)), int(f.num_channels))
+    except (RuntimeError, ValueError, OSError, EOFError):
+        raise AudioError(p, f"unreadable audio ({_reason(first_error)})") from first_error
+
+
 def read_pcm_bytes(data: bytes, source: str) -> tuple[NDArray[np.float32], int]:
     """``read_pcm`` for an encoded file held in memory (hub rows, uploads)."""
     import io

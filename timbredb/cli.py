@@ -17,6 +17,7 @@ import click
 from timbredb import __version__
 from timbredb.config import resolve_data_dir, resolve_db_path
 from timbredb.errors import PartialFailure, TimbreDBError, first_line
+from timbredb.vocabularies import DEFAULT_VOCABULARY
 
 FORMATS_QUERY = click.Choice(["table", "json", "csv"])
 FORMATS_LIST = click.Choice(["table", "json"])
@@ -272,7 +273,7 @@ _register_queries()
 @click.option("--models", "--model", "model_names", multiple=True, metavar="M1,M2",
               help="Text-capable models, comma-separated or repeated (default: the first usable, neural first).")
 @click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Descriptors per file.")
-@click.option("--vocabulary", default="study", show_default=True, metavar="NAME|FILE",
+@click.option("--vocabulary", default=DEFAULT_VOCABULARY, show_default=True, metavar="NAME|FILE",
               help="study (the 48 timbre words of the study and CCMusic), ccmusic, audealize-eq, audealize-reverb, "
                    "socialfx-eq, a stored vocabulary, or a word file.")
 @click.option("--prompt", "template", default="{}", show_default=True, help="Prompt template for the words.")
@@ -435,6 +436,45 @@ def check(obj: Ctx, dry_run: bool, fmt: str) -> None:
     _emit(result, fmt)
     if not ok:
         raise IntegrityError(f"{obj.db}: integrity problems found (see above)")
+
+
+# ---------------------------------------------------------------- serve
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback by default; anything else exposes the store).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port, printed at start).")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True), default=50.0, show_default=True,
+              help="Largest audio upload accepted, in MiB.")
+@click.option("--max-duration-s", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
+              help="Longest audio accepted, in seconds (read from the file header before decoding).")
+@click.option("--upload-timeout-s", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds a client has to send a request's whole body (slow uploads are cut off with 408).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Worker threads for decoding, embedding and search (default: $TIMBREDB_THREADS, else the CPUs).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="Where neural models run.")
+@click.option("--preload", default=None, metavar="M1,M2", help="Load these models at start-up (others load on first use).")
+@click.option("--access-log", is_flag=True, help="Log one line per request on stderr.")
+@click.pass_obj
+def serve(obj: Ctx, host: str, port: int, max_upload_mb: float, max_duration_s: float, upload_timeout_s: float,
+          threads: int | None, device: str, preload: str | None, access_log: bool) -> None:
+    """Serve the JSON API and the web page for exploring the store (read-only; never writes it).
+
+    Needs the serve extra: pip install 'timbredb[serve]'. The API is described
+    at /openapi.json; the page at / describes an uploaded sound.
+    """
+    from timbredb.parallel import workers
+    from timbredb.server import ServeOptions
+    from timbredb.server import serve as run_server
+
+    options = ServeOptions(
+        db=obj.db, data_dir=obj.data_dir, host=host, port=port, device=device,
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_duration_s=max_duration_s,
+        upload_timeout_s=upload_timeout_s, threads=threads or workers(),
+        preload=tuple(_split_models(preload) or ()), access_log=access_log,
+    )
+    run_server(options, announce=_warn, warn=_warn)
 
 
 if __name__ == "__main__":  # pragma: no cover

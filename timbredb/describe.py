@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from timbredb.audio import decode
+from timbredb.audio import Audio, decode
 from timbredb.errors import (
     AudioError,
     ModelUnavailableError,
+    NotFoundError,
     TimbreDBError,
     VocabularyError,
 )
@@ -213,6 +214,46 @@ def _save_texts(
         ingestor.finish()
 
 
+@dataclass
+class _Ranker:
+    """A vocabulary's index in one space, calibrated, ready to rank any vector of that space."""
+
+    index: VectorIndex
+    descriptor_of: dict[str, str]
+    calib: Calibration
+    rank: str
+
+    @property
+    def reference(self) -> dict[str, Any]:
+        return {"kind": self.calib.kind, "n_clips": self.calib.n_clips, "ranked_by": self.rank}
+
+    def best(self, vector: NDArray[np.floating], k: int) -> list[dict[str, Any]]:
+        # every word's cosine (vocabularies are small), then the ranking
+        keys = self.index.keys
+        position = {p: i for i, p in enumerate(keys)}
+        cos = np.zeros(len(keys))
+        for p, s in self.index.search(np.asarray(vector, dtype=np.float32), len(keys))[0]:
+            cos[position[p]] = s
+        z = self.calib.z(cos)
+        by = z if self.rank == "calibrated" else cos
+        ranked = np.lexsort((np.arange(len(cos)), -by))[:k]
+        return [
+            {"descriptor": self.descriptor_of.get(keys[i], keys[i]), "score": float(by[i]),
+             "cosine": float(cos[i]), "calibrated": float(z[i])}
+            for i in ranked
+        ]
+
+
+def _ranker(
+    store: Store | None, model: EmbeddingModel, words: Sequence[str], vocabulary: str, template: str, rank: str,
+    *, save: bool = False, warn: WarnFn = ignore,
+) -> _Ranker:
+    if rank not in RANKINGS:
+        raise TimbreDBError(f"--rank must be one of {', '.join(RANKINGS)}, got {rank!r}")
+    index, descriptor_of, text = vocabulary_index(store, model, words, vocabulary, template, save=save, warn=warn)
+    return _Ranker(index, descriptor_of, calibration(store, model, text), rank)
+
+
 def describe(
     store: Store | None,
     files: Sequence[str | Path],
@@ -244,12 +285,7 @@ def describe(
         raise ModelUnavailableError(f"{model.label} has no text encoder; describe needs a text-capable model")
     if n_clips > 0 and store is None:
         raise TimbreDBError("--clips needs a store to search: pass --db with a store that holds clips")
-    if rank not in RANKINGS:
-        raise TimbreDBError(f"--rank must be one of {', '.join(RANKINGS)}, got {rank!r}")
-    index, descriptor_of, text = vocabulary_index(store, model, words, vocabulary, template, save=save, warn=warn)
-    calib = calibration(store, model, text)
-    reference = {"kind": calib.kind, "n_clips": calib.n_clips, "ranked_by": rank}
-    position = {p: i for i, p in enumerate(index.keys)}
+    ranker = _ranker(store, model, words, vocabulary, template, rank, save=save, warn=warn)
     clip_index = audio_index(store, model.space_id) if store is not None and n_clips > 0 else None
 
     results: list[Description] = []
@@ -257,35 +293,77 @@ def describe(
     for f in files:
         try:
             audio = decode(f)
-            stored: tuple[list[str], Any] = store.audio_matrix(model.space_id, [audio.sha256]) if store else ([], None)
-            vector = stored[1] if stored[0] else model.embed_audio([audio])
+            vector = audio_vector(store, model, audio)
         except AudioError as exc:
             errors.append(str(exc))
             continue
-        # every word's cosine (vocabularies are small), then the ranking
-        hits = index.search(vector, len(index.keys))[0]
-        cos = np.zeros(len(index.keys))
-        for p, s in hits:
-            cos[position[p]] = s
-        z = calib.z(cos)
-        ranked = np.lexsort((np.arange(len(cos)), -(z if rank == "calibrated" else cos)))[:k]
-        desc = Description(
-            file=str(f),
-            model=model.label,
-            descriptors=[
-                {"descriptor": descriptor_of.get(index.keys[i], index.keys[i]),
-                 "score": float(z[i] if rank == "calibrated" else cos[i]),
-                 "cosine": float(cos[i]), "calibrated": float(z[i])}
-                for i in ranked
-            ],
-            reference=reference,
-        )
-        if clip_index is not None and store is not None:
-            neighbours = clip_index.search(vector, n_clips + 1)[0]
-            desc.clips = [
-                {"clip_sha256": h, "source_path": store.clip_path(h), "score": s}
-                for h, s in neighbours
-                if h != audio.sha256
-            ][:n_clips]
-        results.append(desc)
+        results.append(_describe_vector(store, model, str(f), audio.sha256, vector, ranker, k, clip_index, n_clips))
     return results, errors
+
+
+def audio_vector(store: Store | None, model: EmbeddingModel, audio: Audio) -> NDArray[np.float32]:
+    """The (1, dim) vector of a decoded clip: the stored one for its content, else embedded now.
+
+    Raises:
+        AudioError: the clip cannot be embedded by this model (too short, ...).
+    """
+    stored: tuple[list[str], Any] = store.audio_matrix(model.space_id, [audio.sha256]) if store else ([], None)
+    return stored[1] if stored[0] else model.embed_audio([audio])
+
+
+def _describe_vector(
+    store: Store | None,
+    model: EmbeddingModel,
+    file: str,
+    clip_sha256: str,
+    vector: NDArray[np.float32],
+    ranker: _Ranker,
+    k: int,
+    clip_index: VectorIndex | None,
+    n_clips: int,
+) -> Description:
+    """One Description from a clip's vector: what ``describe`` and ``describe_clip`` share."""
+    desc = Description(file=file, model=model.label, descriptors=ranker.best(vector, k), reference=ranker.reference)
+    if clip_index is not None and store is not None:
+        neighbours = clip_index.search(vector, n_clips + 1)[0]
+        desc.clips = [
+            {"clip_sha256": h, "source_path": store.clip_path(h), "score": s}
+            for h, s in neighbours
+            if h != clip_sha256
+        ][:n_clips]
+    return desc
+
+
+def describe_clip(
+    store: Store,
+    clip_sha256: str,
+    model: EmbeddingModel,
+    words: Sequence[str],
+    vocabulary: str,
+    *,
+    k: int = 5,
+    template: str = BARE,
+    n_clips: int = 0,
+    rank: str = "calibrated",
+    warn: WarnFn = ignore,
+) -> Description:
+    """Describe a stored clip by its stored vector in the model's space (nothing is decoded or written).
+
+    Returns:
+        the Description ``describe`` gives for a file of that content; ``file`` is
+        the clip's recorded path (its hash when it has none).
+
+    Raises:
+        NotFoundError: the space holds no vector for the clip.
+    """
+    if k < 1:
+        raise TimbreDBError(f"-k must be at least 1, got {k}")
+    if not model.spec.has_text:
+        raise ModelUnavailableError(f"{model.label} has no text encoder; describe needs a text-capable model")
+    keys, matrix = store.audio_matrix(model.space_id, [clip_sha256])
+    if not keys:
+        raise NotFoundError(f"clip {clip_sha256} has no {model.label} vector in the store")
+    ranker = _ranker(store, model, words, vocabulary, template, rank, warn=warn)
+    clip_index = audio_index(store, model.space_id) if n_clips > 0 else None
+    file = store.clip_path(clip_sha256) or clip_sha256
+    return _describe_vector(store, model, file, clip_sha256, matrix, ranker, k, clip_index, n_clips)

@@ -71,6 +71,10 @@ class AnalysisError(TimbreDBError):
     """An analysis cannot run on what the store holds."""
 
 
+class NotFoundError(TimbreDBError):
+    """A clip, space or vocabulary the caller named is not in the store."""
+
+
 class PartialFailure(TimbreDBError):
     """A run finished but some inputs failed (used by --strict)."""
 

@@ -288,6 +288,20 @@ class Store:
         path = self._value("clip_path", h=clip_sha256)
         return None if path is None else str(path)
 
+    def clip_info(self, clip_sha256: str) -> dict[str, Any] | None:
+        """A stored clip's record plus the labels of the spaces holding its vector; None if not stored."""
+        rows = self._run("clip_info", h=clip_sha256)
+        if not rows:
+            return None
+        keys = ("clip_sha256", "source_path", "duration_s", "channels", "sample_rate", "n_frames")
+        out = dict(zip(keys, rows[0]))
+        out["models"] = [r[0] for r in self._run("clip_space_labels", h=clip_sha256)]
+        return out
+
+    def clip_files(self, clip_sha256: str) -> list[tuple[str, int, int]]:
+        """(path, size_bytes, mtime_ns) of every file recorded as holding the clip, the last seen first."""
+        return [(str(r[0]), int(r[1]), int(r[2])) for r in self._run("clip_files_of", h=clip_sha256)]
+
     # ------------------------------------------------------------ spaces
     def ensure_space(self, rec: SpaceRecord) -> None:
         self._run(

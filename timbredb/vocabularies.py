@@ -54,8 +54,19 @@ def read_word_file(path: Path) -> list[str]:
     return list(dict.fromkeys(words))
 
 
-def resolve(name_or_file: str, data_dir: Path | None = None, stored: dict[str, list[str]] | None = None) -> tuple[str, list[str]]:
-    """A vocabulary name (built-in, socialfx-eq, or stored) or a word file -> (name, words)."""
+def resolve(
+    name_or_file: str,
+    data_dir: Path | None = None,
+    stored: dict[str, list[str]] | None = None,
+    *,
+    allow_files: bool = True,
+) -> tuple[str, list[str]]:
+    """A vocabulary name (built-in, socialfx-eq, or stored) or a word file -> (name, words).
+
+    Args:
+        allow_files: also accept a path to a word file (the server passes False: a
+            client must never make it read a file).
+    """
     if name_or_file in BUILTIN:
         return name_or_file, list(BUILTIN[name_or_file])
     if name_or_file == "socialfx-eq":
@@ -65,10 +76,12 @@ def resolve(name_or_file: str, data_dir: Path | None = None, stored: dict[str, l
         return name_or_file, sorted(load_eq_curves(resolve_data_dir(data_dir)))
     if stored and name_or_file in stored:
         return name_or_file, list(stored[name_or_file])
+    known = sorted(set(BUILTIN) | {"socialfx-eq"} | set(stored or {}))
+    if not allow_files:
+        raise VocabularyError(f"unknown vocabulary {name_or_file!r}: not one of {', '.join(known)}")
     path = Path(name_or_file)
     if path.is_file():
         return f"file:{path.resolve()}", read_word_file(path)
-    known = sorted(set(BUILTIN) | {"socialfx-eq"} | set(stored or {}))
     raise VocabularyError(
         f"unknown vocabulary {name_or_file!r}: not a file, and not one of {', '.join(known)}"
     )
