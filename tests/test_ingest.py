@@ -75,7 +75,7 @@ def test_reingest_computes_nothing(cli: CLI, audio_dir: Path, db: Path, monkeypa
     def fail(*a: object, **k: object) -> None:
         raise AssertionError("re-ingest must neither decode nor embed unchanged files")
 
-    monkeypatch.setattr(ingest_mod, "decode", fail)
+    monkeypatch.setattr(ingest_mod, "open_audio", fail)
     monkeypatch.setattr(MFCCModel, "_embed_windows", fail)
     summary = _ingest_json(cli, str(audio_dir), "--models", "mfcc,socialfx-eq")
     assert summary["clips_added"] == 0 and summary["clips_skipped"] == 5

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +144,7 @@ def read_pcm(path: str | os.PathLike[str]) -> tuple[NDArray[np.float32], int]:
         raise AudioError(p, "does not exist")
     if os.path.isdir(p):
         raise AudioError(p, "is a directory, not an audio file")
+    check_wav_length(p)
     try:
         pcm, sample_rate = sf.read(p, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
@@ -190,6 +192,8 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
         info = sf.info(p)
         return AudioInfo(int(info.frames), int(info.samplerate), int(info.channels))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        if "channel count is zero" in str(exc).lower():
+            raise AudioError(p, "has zero channels") from exc
         first_error: Exception = exc
     import pedalboard.io
 
@@ -198,6 +202,49 @@ def probe(path: str | os.PathLike[str]) -> AudioInfo:
             return AudioInfo(int(f.frames), int(round(f.samplerate)), int(f.num_channels))
     except (RuntimeError, ValueError, OSError, EOFError):
         raise AudioError(p, f"unreadable audio ({_reason(first_error)})") from first_error
+
+
+def check_wav_length(path: str) -> None:
+    """Raise AudioError for a WAV whose header promises more sample data than the file holds.
+
+    libsndfile quietly reads what is there (so a truncated WAV would pass as a shorter
+    clip, and a header claiming 10^9 frames costs nothing); a truncated file is
+    reported instead, as a truncated FLAC is.
+    """
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return
+            size = os.fstat(f.fileno()).st_size
+            block_align = 0
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return
+                cid, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if cid == b"fmt ":
+                    body = f.read(min(length, 16))
+                    if len(body) >= 14:
+                        block_align = struct.unpack("<H", body[12:14])[0]
+                    f.seek(length - len(body) + (length & 1), 1)
+                elif cid == b"data":
+                    if length == 0xFFFFFFFF:  # RF64 and streaming writers: size unknown, libsndfile decides
+                        return
+                    held = size - f.tell()
+                    if length > held:
+                        claimed = length // block_align if block_align else length
+                        present = held // block_align if block_align else held
+                        raise AudioError(
+                            path, f"is truncated: its header says {claimed} frames, the file holds {present}"
+                        )
+                    return
+                else:
+                    f.seek(length + (length & 1), 1)
+    except OSError:
+        return  # decoding reports an unreadable file itself
 
 
 def read_pcm_bytes(data: bytes, source: str) -> tuple[NDArray[np.float32], int]:
@@ -265,3 +312,157 @@ def find_audio_files(target: str | os.PathLike[str]) -> list[Path]:
             f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_EXTENSIONS
         )
     return [p]
+
+
+# ---------------------------------------------------------------- long files, streamed
+#: files with more samples than this (frames x channels, ~3 min of 44.1 kHz stereo) are never held
+#: in memory whole: they are hashed, checked and embedded block by block
+STREAM_SAMPLES = 2**24
+#: frames read per block when streaming
+BLOCK_FRAMES = 2**18
+
+
+@dataclass(frozen=True)
+class StreamedAudio:
+    """A long file, hashed and checked without holding its samples; ``mono_blocks`` re-reads it.
+
+    Attributes are those of ``Audio`` but ``samples``: the content hash is the same
+    sha256 ``Audio`` has (computed over the same interleaved float32 bytes, block by
+    block), so a long file is the same clip whichever way it was read.
+    """
+
+    path: str
+    sample_rate: int
+    channels: int
+    n_frames: int
+    sha256: str
+    source: str
+
+    @property
+    def duration_s(self) -> float:
+        return self.n_frames / float(self.sample_rate)
+
+    def mono_blocks(self, block_frames: int = BLOCK_FRAMES) -> Iterator[NDArray[np.float32]]:
+        """The down-mixed samples in blocks (the same values ``decode`` gives, in order)."""
+        for block in _pcm_blocks(self.path, block_frames):
+            yield _downmix(block)
+
+
+def should_stream(info: AudioInfo) -> bool:
+    return info.n_frames * max(info.channels, 1) > STREAM_SAMPLES
+
+
+def _pcm_blocks(path: str, block_frames: int) -> Iterator[NDArray[np.float32]]:
+    """(frames, channels) float32 blocks of a file, libsndfile first, pedalboard for what it cannot read."""
+    import soundfile as sf
+
+    try:
+        f = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        yield from _pedalboard_blocks(path, block_frames, exc)
+        return
+    with f:
+        while True:
+            try:
+                block = f.read(block_frames, dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError, ValueError) as exc:
+                raise AudioError(path, f"unreadable audio ({_reason(exc)})") from exc
+            if block.shape[0] == 0:
+                return
+            yield np.ascontiguousarray(block)
+
+
+def _pedalboard_blocks(path: str, block_frames: int, first_error: Exception) -> Iterator[NDArray[np.float32]]:
+    import pedalboard.io
+
+    try:
+        f = pedalboard.io.AudioFile(path)
+    except (RuntimeError, ValueError, OSError, EOFError):
+        raise AudioError(path, f"unreadable audio ({_reason(first_error)})") from first_error
+    with f:
+        while True:
+            try:
+                data = f.read(block_frames)
+            except (RuntimeError, ValueError, OSError, EOFError) as exc:
+                raise AudioError(path, f"unreadable audio ({_reason(exc)})") from exc
+            if data.shape[1] == 0:
+                return
+            yield np.ascontiguousarray(data.T, dtype=np.float32)
+
+
+def scan(path: str | os.PathLike[str], info: AudioInfo | None = None) -> StreamedAudio:
+    """Hash and check a file block by block (memory: one block), for files too long to decode whole.
+
+    Raises:
+        AudioError: unreadable, truncated (fewer frames than its header says), empty,
+            zero channels, non-finite or all-zero samples.
+    """
+    p = str(path)
+    check_wav_length(p)
+    info = info or probe(p)
+    if info.channels <= 0:
+        raise AudioError(p, "has zero channels")
+    if info.sample_rate <= 0:
+        raise AudioError(p, f"has an invalid sample rate ({info.sample_rate} Hz)")
+    h = hashlib.sha256()
+    h.update(_HASH_DOMAIN)
+    h.update(int(info.sample_rate).to_bytes(4, "little"))
+    h.update(int(info.channels).to_bytes(2, "little"))
+    frames = 0
+    bad = 0
+    nonzero = False
+    for block in _pcm_blocks(p, BLOCK_FRAMES):
+        if block.shape[1] != info.channels:
+            raise AudioError(p, f"blocks of {block.shape[1]} channels in a {info.channels}-channel file")
+        finite = np.isfinite(block)
+        if not finite.all():
+            bad += int((~finite).sum())
+        nonzero = nonzero or bool(np.any(block))
+        h.update(np.ascontiguousarray(block, dtype="<f4").tobytes())
+        frames += block.shape[0]
+    if frames == 0:
+        raise AudioError(p, "is empty (0 samples)")
+    if frames < info.n_frames:
+        raise AudioError(p, f"is truncated: its header says {info.n_frames} frames, the data ends after {frames}")
+    if bad:
+        raise AudioError(p, f"has {bad} non-finite samples (NaN or infinity)")
+    if not nonzero:
+        raise AudioError(p, "is silent (every sample is zero)")
+    return StreamedAudio(p, info.sample_rate, info.channels, frames, h.hexdigest(), p)
+
+
+def open_audio(path: str | os.PathLike[str]) -> Audio | StreamedAudio:
+    """``decode`` for ordinary files, ``scan`` for files too long to hold whole (see STREAM_SAMPLES)."""
+    info = probe(path)
+    return scan(path, info) if should_stream(info) else decode(path)
+
+
+class StreamResampler:
+    """libsoxr VHQ in streaming mode: the same filter as ``resample``, fed block by block."""
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        self.identity = from_rate == to_rate
+        if not self.identity:
+            import soxr
+
+            self._stream = soxr.ResampleStream(from_rate, to_rate, 1, dtype="float32", quality="VHQ")
+
+    def __call__(self, block: NDArray[np.float32], last: bool = False) -> NDArray[np.float32]:
+        if self.identity:
+            return np.ascontiguousarray(block, dtype=np.float32)
+        out = self._stream.resample_chunk(np.ascontiguousarray(block, dtype=np.float32), last=last)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def resampled_blocks(
+    blocks: Iterable[NDArray[np.float32]], from_rate: int, to_rate: int
+) -> Iterator[NDArray[np.float32]]:
+    """A stream of mono blocks resampled to ``to_rate`` (flushed at the end)."""
+    rs = StreamResampler(from_rate, to_rate)
+    for block in blocks:
+        out = rs(block)
+        if out.size:
+            yield out
+    tail = rs(np.zeros(0, dtype=np.float32), last=True)
+    if tail.size:
+        yield tail

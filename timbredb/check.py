@@ -15,7 +15,7 @@ import polars as pl
 from timbredb import schema
 from timbredb.datasets.registry import DATASETS
 from timbredb.index import check_indexes
-from timbredb.store import Store, connect, not_timbredb
+from timbredb.store import READER_WAIT_S, Store, connect, lock_wait_s, not_timbredb
 
 #: (what the offending rows are, the statement in timbredb/statements/check.sql that counts them)
 CORE_CHECKS: tuple[tuple[str, str], ...] = (
@@ -52,7 +52,7 @@ def run_check(db_path: Path, dry_run: bool = False) -> tuple[dict[str, pl.DataFr
         if not db_path.exists():
             migs = [asdict(schema.MigrationStatus(m.version, m.name, "pending", m.sha256)) for m in schema.available_migrations()]
             return {"migrations": pl.DataFrame(migs)}, True
-        con = connect(db_path, read_only=True)
+        con = connect(db_path, read_only=True, wait_s=lock_wait_s(READER_WAIT_S))
         try:
             if not schema.has_ledger(con) and not schema.is_empty(con):
                 raise not_timbredb(db_path)

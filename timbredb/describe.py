@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from timbredb.audio import Audio, decode
+from timbredb.audio import Audio, StreamedAudio, open_audio
 from timbredb.errors import (
     AudioError,
     ModelUnavailableError,
@@ -292,7 +292,7 @@ def describe(
     errors: list[str] = []
     for f in files:
         try:
-            audio = decode(f)
+            audio = open_audio(f)
             vector = audio_vector(store, model, audio)
         except AudioError as exc:
             errors.append(str(exc))
@@ -301,14 +301,19 @@ def describe(
     return results, errors
 
 
-def audio_vector(store: Store | None, model: EmbeddingModel, audio: Audio) -> NDArray[np.float32]:
+def audio_vector(store: Store | None, model: EmbeddingModel, audio: Audio | StreamedAudio) -> NDArray[np.float32]:
     """The (1, dim) vector of a decoded clip: the stored one for its content, else embedded now.
 
     Raises:
         AudioError: the clip cannot be embedded by this model (too short, ...).
     """
     stored: tuple[list[str], Any] = store.audio_matrix(model.space_id, [audio.sha256]) if store else ([], None)
-    return stored[1] if stored[0] else model.embed_audio([audio])
+    if stored[0]:
+        vector: NDArray[np.float32] = stored[1]
+        return vector
+    if isinstance(audio, StreamedAudio):
+        return model.embed_streamed(audio)
+    return model.embed_audio([audio])
 
 
 def _describe_vector(

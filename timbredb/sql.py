@@ -29,7 +29,7 @@ import polars as pl
 import pyarrow as pa
 
 from timbredb.errors import ReadOnlyViolation, StoreError, TimbreDBError, first_line
-from timbredb.store import Store, connect
+from timbredb.store import READER_WAIT_S, Store, connect, lock_wait_s
 
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 #: first keywords of read statements that DuckDB runs as several internal statements (MULTI)
@@ -153,7 +153,7 @@ def run_readonly(
     Store(db_path, read_only=True).close()  # a timbredb store at the current migration, or one clear error
     classify(sql)
     with _interrupt_guard() as guard:
-        con = connect(db_path, read_only=True, config=_CONFIG)
+        con = connect(db_path, read_only=True, config=_CONFIG, wait_s=lock_wait_s(READER_WAIT_S))
         guard.connection = con
         timer = threading.Timer(timeout_s, guard.time_up) if timeout_s else None
         try:

@@ -21,10 +21,12 @@ interrupted work adds no duplicates.
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
 import numpy as np
@@ -33,13 +35,17 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from timbredb import __version__, schema
-from timbredb.audio import Audio
+from timbredb.audio import Audio, StreamedAudio
 from timbredb.errors import StoreError, first_line
 from timbredb.queries import bind, statement
 from timbredb.spaces import SpaceRecord, match
 
 #: the name a registered Arrow batch has inside statements
 BATCH = "_timbredb_batch"
+#: seconds a reader waits for a writer to pause ($TIMBREDB_LOCK_WAIT_S overrides)
+READER_WAIT_S = 15.0
+#: seconds a writer waits to reopen a store it released while a reader holds it
+WRITER_WAIT_S = 120.0
 
 
 def _vectors_to_arrow(matrix: NDArray[np.float32]) -> pa.Array:
@@ -56,25 +62,92 @@ def _arrow_to_matrix(column: pa.ChunkedArray, n: int) -> NDArray[np.float32]:
     return flat.reshape(n, -1)
 
 
+def lock_wait_s(default: float) -> float:
+    """How long to wait for a store another process holds: $TIMBREDB_LOCK_WAIT_S, else ``default``."""
+    try:
+        return max(0.0, float(os.environ.get("TIMBREDB_LOCK_WAIT_S", default)))
+    except ValueError:
+        return default
+
+
 def connect(
-    path: str | Path, *, read_only: bool = False, config: dict[str, Any] | None = None
+    path: str | Path, *, read_only: bool = False, config: dict[str, Any] | None = None, wait_s: float = 0.0
 ) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB connection to a store file; DuckDB's errors become one-line StoreErrors naming it.
+
+    Args:
+        wait_s: while another process holds the file, retry this long before giving up
+            (an ingest holds it only in short write windows).
 
     Raises:
         StoreError: the file is locked by another process, unreadable, or not a DuckDB database.
     """
+    deadline = time.monotonic() + wait_s
+    marker: Path | None = None
     try:
-        return duckdb.connect(str(path), read_only=read_only, config=config or {})
-    except duckdb.IOException as exc:
-        msg = first_line(exc)
-        if "lock" in msg.lower():
-            raise StoreError(f"{path}: the store is in use by another process ({msg})") from exc
-        if "not a valid duckdb database" in msg.lower():
-            raise StoreError(f"{path}: not a DuckDB store ({msg})") from exc
-        raise StoreError(f"{path}: cannot open the store ({msg})") from exc
-    except duckdb.Error as exc:
-        raise StoreError(f"{path}: not a DuckDB store ({first_line(exc)})") from exc
+        while True:
+            try:
+                return duckdb.connect(str(path), read_only=read_only, config=config or {})
+            except duckdb.IOException as exc:
+                if "lock" not in first_line(exc).lower() or time.monotonic() >= deadline:
+                    _refuse(path, exc)
+                if marker is None and read_only:
+                    marker = _announce_waiting(Path(path))
+                time.sleep(0.02)
+            except duckdb.Error as exc:
+                raise StoreError(f"{path}: not a DuckDB store ({first_line(exc)})") from exc
+    finally:
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+
+
+def waiting_dir(path: Path) -> Path:
+    """Where readers waiting for a store say so (the system's temp folder: nothing is written near the store)."""
+    import hashlib
+    import tempfile
+
+    key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / "timbredb-waiting" / key
+
+
+def _announce_waiting(path: Path) -> Path | None:
+    """Leave a marker naming this process, so the writer pauses at its next batch boundary."""
+    try:
+        folder = waiting_dir(path)
+        folder.mkdir(parents=True, exist_ok=True)
+        marker = folder / str(os.getpid())
+        marker.write_text(str(os.getpid()))
+        return marker
+    except OSError:
+        return None  # no temp folder: plain polling
+
+
+def readers_waiting(path: Path) -> bool:
+    """Whether a live process waits to read the store (stale markers of dead processes are removed)."""
+    folder = waiting_dir(path)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    alive = False
+    for name in names:
+        try:
+            os.kill(int(name), 0)
+            alive = True
+        except (ValueError, ProcessLookupError):
+            (folder / name).unlink(missing_ok=True)
+        except PermissionError:
+            alive = True  # another user's live process
+    return alive
+
+
+def _refuse(path: str | Path, exc: duckdb.Error) -> NoReturn:
+    msg = first_line(exc)
+    if "lock" in msg.lower():
+        raise StoreError(f"{path}: the store is in use by another process ({msg})") from exc
+    if "not a valid duckdb database" in msg.lower():
+        raise StoreError(f"{path}: not a DuckDB store ({msg})") from exc
+    raise StoreError(f"{path}: cannot open the store ({msg})") from exc
 
 
 def not_timbredb(path: Path) -> StoreError:
@@ -118,7 +191,10 @@ class Store:
             raise StoreError(f"{self.path}: no timbredb store here; run `timbredb ingest` first or pass --db")
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = connect(self.path, read_only=read_only)
+        self._con: duckdb.DuckDBPyConnection | None = connect(
+            self.path, read_only=read_only, wait_s=lock_wait_s(READER_WAIT_S if read_only else 0.0)
+        )
+        self._held_since = time.monotonic()
         try:
             if read_only:
                 verify_current(self.con, self.path)
@@ -136,8 +212,38 @@ class Store:
             raise
 
     # ------------------------------------------------------------ basics
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The connection; a writer that released the file between batches opens it again here."""
+        if self._con is None:
+            self._con = connect(self.path, read_only=self.read_only, wait_s=lock_wait_s(WRITER_WAIT_S))
+            self._held_since = time.monotonic()
+        return self._con
+
+    def release(self, held_at_least_s: float = 0.0) -> bool:
+        """Close the connection so other processes can open the file (it reopens on the next statement).
+
+        DuckDB lets one process at a time hold a store file, readers included; an ingest
+        releases it while it computes, so `sql`, `query` and `describe` get in between its
+        write windows. A no-op inside a transaction, when already released, and when the
+        connection is younger than ``held_at_least_s`` (reconnecting costs a little) unless
+        a reader is waiting for the file (see ``readers_waiting``).
+
+        Returns:
+            whether the file was released.
+        """
+        if self._con is None or self._depth or self.read_only:
+            return False
+        if time.monotonic() - self._held_since < held_at_least_s and not readers_waiting(self.path):
+            return False
+        self._con.close()
+        self._con = None
+        return True
+
     def close(self) -> None:
-        self.con.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
     def __enter__(self) -> Store:
         return self
@@ -244,7 +350,7 @@ class Store:
         with self._registered(tbl):
             return dict(self._run("files_lookup"))
 
-    def add_clips(self, clips: Sequence[Audio], run_id: int | None = None) -> int:
+    def add_clips(self, clips: Sequence[Audio | StreamedAudio], run_id: int | None = None) -> int:
         """Insert clips whose content is not stored yet. Returns how many were added."""
         if not clips:
             return 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from timbredb.audio import Audio, decode, find_audio_files
+from timbredb.audio import Audio, StreamedAudio, find_audio_files, open_audio
 from timbredb.errors import AudioError, TimbreDBError, VocabularyError
 from timbredb.models.base import EmbeddingModel
 from timbredb.parallel import ordered_map
@@ -92,6 +92,14 @@ class Ingestor:
         for model in self.models:
             store.ensure_space(model.space_record())
 
+    #: a writer releases the store before a computation when a reader waits for it, and
+    #: at least this often for readers that do not say so (other DuckDB clients)
+    HOLD_S = 5.0
+
+    def pause(self, held_at_least_s: float | None = None) -> None:
+        """Release the store while computing, if it was held a while (readers get in between batches)."""
+        self.store.release(self.HOLD_S if held_at_least_s is None else held_at_least_s)
+
     # ------------------------------------------------------------ errors
     def error(self, path: str, message: str, stage: str, model_id: str | None = None) -> None:
         """Record a per-input problem; the run goes on."""
@@ -153,7 +161,9 @@ class Ingestor:
                 known.append(FileClip(path, sha))
             else:
                 to_decode.append((path, st))
-        fresh: list[tuple[Audio, Path, os.stat_result]] = []
+        fresh: list[tuple[Audio | StreamedAudio, Path, os.stat_result]] = []
+        if to_decode:
+            self.pause()
         for (path, st), decoded in zip(to_decode, ordered_map(_try_decode, [p for p, _ in to_decode])):
             if isinstance(decoded, AudioError):
                 self.error(str(path), str(decoded), "decode")
@@ -165,7 +175,7 @@ class Ingestor:
         self.embed_audio([a for a, _, _ in fresh])
         return known + [FileClip(p, a.sha256) for a, p, _ in fresh]
 
-    def _add_clips(self, clips: Sequence[Audio]) -> None:
+    def _add_clips(self, clips: Sequence[Audio | StreamedAudio]) -> None:
         """Store clips (inside the caller's transaction), counting them as added or already stored."""
         added = self.store.add_clips(clips, self.run_id)
         self.summary.clips_added += added
@@ -194,13 +204,18 @@ class Ingestor:
         missing.update(h for h in clip_hashes if h not in stored)
         return missing
 
-    def embed_audio(self, clips: Sequence[Audio]) -> None:
-        """Compute and store the vectors each model lacks for these (stored) clips."""
+    def embed_audio(self, clips: Sequence[Audio | StreamedAudio]) -> None:
+        """Compute and store the vectors each model lacks for these (stored) clips.
+
+        Long files (StreamedAudio) are embedded one at a time, block by block, so their
+        length does not raise the memory a run needs.
+        """
         if not clips:
             return
         for model in self.models:
             need = set(self.store.missing_audio(model.space_id, [a.sha256 for a in clips]))
             todo: list[Audio] = []
+            long: list[StreamedAudio] = []
             for a in clips:
                 if a.sha256 not in need:
                     continue
@@ -210,11 +225,22 @@ class Ingestor:
                 except AudioError as exc:
                     self.error(a.source, str(exc), "embed", model.label)
                     continue
-                todo.append(a)
-            if not todo:
-                continue
-            vectors = model.embed_audio(todo, self.batch_size)
-            self._write_audio(model, [a.sha256 for a in todo], vectors)
+                if isinstance(a, StreamedAudio):
+                    long.append(a)
+                else:
+                    todo.append(a)
+            if todo:
+                self.pause()
+                vectors = model.embed_audio(todo, self.batch_size)
+                self._write_audio(model, [a.sha256 for a in todo], vectors)
+            for s in long:
+                self.pause(0.0)
+                try:
+                    vector = model.embed_streamed(s, self.batch_size)
+                except AudioError as exc:
+                    self.error(s.source, str(exc), "embed", model.label)
+                    continue
+                self._write_audio(model, [s.sha256], vector)
 
     def _write_audio(self, model: EmbeddingModel, hashes: list[str], vectors: Any) -> None:
         prov = model.provenance()
@@ -268,6 +294,7 @@ class Ingestor:
                 self.warn(f"{model.label}: {len(refused)} prompt(s) outside its vocabulary skipped ({shown})")
             if not ok:
                 continue
+            self.pause()
             vectors = model.embed_texts(ok, batch_size=max(self.batch_size, 32))
             self.store_texts(model, ok, vectors)
 
@@ -282,9 +309,9 @@ class Ingestor:
             )
 
 
-def _try_decode(path: Path) -> Audio | AudioError:
-    """decode() that returns the per-file problem instead of raising it (for the thread pool)."""
+def _try_decode(path: Path) -> Audio | StreamedAudio | AudioError:
+    """open_audio() that returns the per-file problem instead of raising it (for the thread pool)."""
     try:
-        return decode(path)
+        return open_audio(path)
     except AudioError as exc:
         return exc

@@ -16,7 +16,7 @@ import json
 import math
 import platform
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from timbredb import __version__
-from timbredb.audio import RESAMPLER, Audio, resample
+from timbredb.audio import RESAMPLER, Audio, StreamedAudio, resample, resampled_blocks
 from timbredb.errors import (
     AudioError,
     ModelUnavailableError,
@@ -150,11 +150,49 @@ class WindowPolicy:
 
     def pool(self, vectors: NDArray[np.float32]) -> NDArray[np.float32]:
         v = vectors.astype(np.float64).mean(axis=0)
+        return self._finish(v)
+
+    def pool_sum(self, total: NDArray[np.float64], count: int) -> NDArray[np.float32]:
+        """``pool`` from a running float64 sum of ``count`` window vectors (streamed clips)."""
+        return self._finish(total / count)
+
+    def _finish(self, v: NDArray[np.float64]) -> NDArray[np.float32]:
         if self.pooling == "mean-l2":
             norm = np.linalg.norm(v)
             if norm > 0:
                 v = v / norm
         return v.astype(np.float32)
+
+    def stream_windows(
+        self, blocks: Iterable[NDArray[np.float32]], sample_rate: int
+    ) -> Iterator[NDArray[np.float32]]:
+        """``windows`` of a clip that arrives in blocks, in the same order, holding at most a window and a block.
+
+        The last window is aligned to the clip's end as in ``windows``; a clip no longer
+        than one window gives one padded window.
+        """
+        if self.kind == "whole" or self.window_s is None:
+            raise ValueError("a whole-clip policy has no windows to stream")
+        win = int(round(self.window_s * sample_rate))
+        hop = win if self.kind == "first" else int(round((self.hop_s or self.window_s) * sample_rate))
+        buf = np.zeros(0, dtype=np.float32)
+        offset = 0  # absolute index of buf[0]
+        start = 0  # next window's start
+        last_end = 0  # end of the last window given
+        for block in blocks:
+            buf = np.concatenate([buf, np.asarray(block, dtype=np.float32)])
+            while start + win <= offset + buf.shape[0] and not (self.kind == "first" and last_end):
+                yield buf[start - offset : start - offset + win].copy()
+                last_end = start + win
+                start += hop
+            # keep what a later window needs: from the next start, and the last `win` samples for the end window
+            keep_from = max(0, min(start, offset + buf.shape[0] - win) - offset)
+            buf, offset = buf[keep_from:], offset + keep_from
+        n = offset + buf.shape[0]
+        if last_end == 0:
+            yield self._pad(buf, win)
+        elif self.kind != "first" and last_end < n:
+            yield buf[buf.shape[0] - win :].copy()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -339,7 +377,7 @@ class EmbeddingModel(ABC):
             self._load()
             self._loaded = True
 
-    def check_audio(self, audio: Audio) -> None:
+    def check_audio(self, audio: Audio | StreamedAudio) -> None:
         """Raise AudioError if the clip is too short for this model (no resampling needed)."""
         n_at_model_rate = int(audio.n_frames * self.sample_rate // audio.sample_rate)
         if n_at_model_rate < self.min_samples:
@@ -376,6 +414,40 @@ class EmbeddingModel(ABC):
             if progress:
                 progress(1)
         return out
+
+    def embed_streamed(self, audio: StreamedAudio, batch_size: int = 16) -> NDArray[np.float32]:
+        """The (1, dim) vector of a long file, embedded block by block.
+
+        Memory stays at a block of audio plus a batch of windows (and, for whole-clip
+        baselines, their running features) whatever the file's length. Windowed models
+        give the vector ``embed_audio`` would give up to float rounding (the running
+        mean adds the windows in order).
+        """
+        self.check_audio(audio)
+        self.ensure_loaded()
+        blocks = resampled_blocks(audio.mono_blocks(), audio.sample_rate, self.sample_rate)
+        if self.policy.kind == "whole" or self.policy.window_s is None:
+            return self._embed_whole_stream(blocks, audio)[None, :].astype(np.float32)
+        total = np.zeros(self.dim, dtype=np.float64)
+        count = 0
+        batch: list[NDArray[np.float32]] = []
+        for window in self.policy.stream_windows(blocks, self.sample_rate):
+            batch.append(window)
+            if len(batch) == batch_size:
+                total += self._run_batches(batch, batch_size, self._embed_windows, "audio").astype(np.float64).sum(axis=0)
+                count += len(batch)
+                batch = []
+        if batch:
+            total += self._run_batches(batch, batch_size, self._embed_windows, "audio").astype(np.float64).sum(axis=0)
+            count += len(batch)
+        return self.policy.pool_sum(total, count)[None, :]
+
+    def _embed_whole_stream(self, blocks: Iterable[NDArray[np.float32]], audio: StreamedAudio) -> NDArray[np.float64]:
+        """A whole-clip model's vector from the clip's blocks at the model rate (baselines override this)."""
+        raise AudioError(
+            audio.source,
+            f"too long for {self.spec.id} ({audio.duration_s:.0f} s): it embeds whole clips and cannot stream them",
+        )
 
     def embed_texts(self, texts: Sequence[str], batch_size: int = 64) -> NDArray[np.float32]:
         """One vector per text, (len(texts), dim) float32."""

@@ -18,9 +18,13 @@ The timbremetrics reference results use this baseline.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 from numpy.typing import NDArray
 
+from timbredb.audio import StreamedAudio
+from timbredb.models._frames import frames_of
 from timbredb.models.base import EmbeddingModel
 
 N_FFT = 2048
@@ -81,6 +85,31 @@ def mfcc_frames(x: NDArray[np.float32], sample_rate: int = 44100) -> NDArray[np.
     return (db.T @ dct_ortho()).T
 
 
+def mfcc_mean_stream(blocks: Iterable[NDArray[np.float32]], sample_rate: int = 44100) -> NDArray[np.float64]:
+    """``mfcc_frames(x).mean(axis=1)`` of a signal given in blocks, without holding its spectrogram.
+
+    The dB mel frames are kept (128 values per hop, an eighth of the signal's size in
+    float64) because the 80 dB floor is relative to the whole clip's maximum; the DCT
+    is linear, so it is applied once to the mean of the floored frames.
+    """
+    fb_t = mel_filterbank(sample_rate).T
+    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(N_FFT) / N_FFT)
+    db_blocks = []
+    top = -np.inf
+    for frames in frames_of(blocks, N_FFT, HOP, center=True):
+        spec = np.fft.rfft(frames * window, axis=1)
+        mel = fb_t @ (spec.real**2 + spec.imag**2).T
+        db = 10.0 * np.log10(np.maximum(mel, AMIN))
+        top = max(top, float(db.max()))
+        db_blocks.append(db)
+    total = np.zeros(N_MELS)
+    count = 0
+    for db in db_blocks:
+        total += np.maximum(db, top - TOP_DB).sum(axis=1)
+        count += db.shape[1]
+    return (total / count) @ dct_ortho()
+
+
 class MFCCModel(EmbeddingModel):
     """Time-averaged MFCC; one 40-d vector per clip, the whole clip in one window."""
 
@@ -89,3 +118,6 @@ class MFCCModel(EmbeddingModel):
 
     def _embed_windows(self, windows: list[NDArray[np.float32]]) -> NDArray[np.float32]:
         return np.stack([mfcc_frames(w, self.sample_rate).mean(axis=1) for w in windows]).astype(np.float32)
+
+    def _embed_whole_stream(self, blocks: Iterable[NDArray[np.float32]], audio: StreamedAudio) -> NDArray[np.float64]:
+        return mfcc_mean_stream(blocks, self.sample_rate)

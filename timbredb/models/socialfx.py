@@ -22,15 +22,18 @@ does not matter. The vocabulary is closed: the English words of eqpoints.json
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from timbredb.audio import StreamedAudio
 from timbredb.config import resolve_data_dir
 from timbredb.datasets.audealize import eqpoints_path, load_eq_curves, normalise_curve
 from timbredb.dsp import EQ_CENTRES_HZ
 from timbredb.errors import VocabularyError
+from timbredb.models._frames import frames_of
 from timbredb.models.base import Availability, EmbeddingModel, ModelSpec, sha256_file
 
 N_FFT = 16384
@@ -139,3 +142,17 @@ class SocialFXEQModel(EmbeddingModel):
             p = self.profile_db(w)
             out.append(p - p.mean())
         return np.asarray(out, dtype=np.float32)
+
+    def _embed_whole_stream(self, blocks: Iterable[NDArray[np.float32]], audio: StreamedAudio) -> NDArray[np.float64]:
+        # the mean periodogram is a running sum over the same Hann frames average_power_spectrum cuts
+        window = np.hanning(N_FFT)
+        total = np.zeros(N_FFT // 2 + 1)
+        count = 0
+        for frames in frames_of(blocks, N_FFT, HOP, center=False):
+            spec = np.fft.rfft(frames * window, axis=1)
+            total += (spec.real**2 + spec.imag**2).sum(axis=0)
+            count += frames.shape[0]
+        bands = self._weights @ (total / count)
+        level = 10.0 * np.log10(np.maximum(bands, 1e-300)) - self._ref_db
+        p = np.maximum(level, level.max() + FLOOR_DB)
+        return p - p.mean()
