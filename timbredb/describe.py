@@ -170,7 +170,7 @@ def describe(
     errors: list[str] = []
     for f in files:
         try:
-            audio = decode(f)
+            audio = decode(f, keep_channels=model.needs_channels)
             stored: tuple[list[str], Any] = store.audio_matrix(model.space_id, [audio.sha256]) if store else ([], None)
             vector = stored[1] if stored[0] else model.embed_audio([audio])
         except AudioError as exc:

@@ -86,6 +86,8 @@ class Ingestor:
         self.progress = progress
         self.warn = warn
         self.summary = IngestSummary()
+        #: decode with the source channels (a policy such as ms-clap/paper does not down-mix)
+        self.keep_channels = any(m.needs_channels for m in self.models)
         self.run_id = store.start_run(command)
         for model in self.models:
             store.ensure_space(model.space_record())
@@ -152,7 +154,8 @@ class Ingestor:
             else:
                 to_decode.append((path, st))
         fresh: list[tuple[Audio, Path, os.stat_result]] = []
-        for (path, st), decoded in zip(to_decode, ordered_map(_try_decode, [p for p, _ in to_decode])):
+        decode_one = _decode_with_channels if self.keep_channels else _try_decode
+        for (path, st), decoded in zip(to_decode, ordered_map(decode_one, [p for p, _ in to_decode])):
             if isinstance(decoded, AudioError):
                 self.error(str(path), str(decoded), "decode")
             else:
@@ -280,9 +283,13 @@ class Ingestor:
             )
 
 
-def _try_decode(path: Path) -> Audio | AudioError:
+def _try_decode(path: Path, keep_channels: bool = False) -> Audio | AudioError:
     """decode() that returns the per-file problem instead of raising it (for the thread pool)."""
     try:
-        return decode(path)
+        return decode(path, keep_channels=keep_channels)
     except AudioError as exc:
         return exc
+
+
+def _decode_with_channels(path: Path) -> Audio | AudioError:
+    return _try_decode(path, keep_channels=True)

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from timbredb.errors import ModelUnavailableError, TimbreDBError, first_line
-from timbredb.models import hub
+from timbredb.models import hub, pins
 from timbredb.models.base import Availability, EmbeddingModel, ModelSpec, WindowPolicy
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -110,7 +110,12 @@ def checkpoint_availability(
     if not tf.usable:
         return tf
     name = spec.id if checkpoint == spec.checkpoint else f"{spec.id}@{checkpoint}"
-    return weights_availability(name, list(needed_files(checkpoint).values()))
+    return weights_availability(name, list(pins.with_pins(spec, needed_files(checkpoint)).values()))
+
+
+def refetch_fix(name: str) -> str:
+    """What to do about a cached file that is not the pinned one."""
+    return f"remove it from the cache and run `timbredb models fetch {name}`"
 
 
 class TorchEmbeddingModel(EmbeddingModel):
@@ -142,6 +147,7 @@ class TorchEmbeddingModel(EmbeddingModel):
         self._sha: str | None = None
         self._files: dict[str, Path] = {}
         self._revisions: dict[str, str | None] = {}
+        self._pin_checks: list[pins.FileCheck] = []
 
     # ------------------------------------------------------------ hooks for subclasses
     def hub_files(self) -> dict[str, hub.HubFile]:
@@ -183,7 +189,7 @@ class TorchEmbeddingModel(EmbeddingModel):
         return self._sha
 
     def _load(self) -> None:
-        files = self.hub_files()
+        files = pins.with_pins(self.spec, self.hub_files())
         if self.weights is not None and not self.weights.is_file():
             raise ModelUnavailableError(f"{self.spec.id}: --weights {self.weights} is not a file")
         # registry.load skips the availability check for --weights; the packages still need transformers 4.x
@@ -191,6 +197,10 @@ class TorchEmbeddingModel(EmbeddingModel):
         if not tf.usable:
             raise ModelUnavailableError(f"{self.label}: {tf.reason}")
         found = hub.require(self.label, list(files.values()))
+        # the digests are checked before any file is unpickled (a tampered pickle runs code)
+        self._pin_checks = pins.check_files(self.spec, found, only_pinned=True)
+        name = self.spec.id if self.checkpoint == self.spec.checkpoint else f"{self.spec.id}@{self.checkpoint}"
+        pins.enforce(self.label, self._pin_checks, self.allow_unpinned, refetch_fix(name))
         self._files = {role: found[f] for role, f in files.items()}
         self._revisions = {f.repo_id: hub.snapshot_revision(found[f]) for f in files.values()}
         if self.weights is not None:
@@ -260,6 +270,11 @@ class TorchEmbeddingModel(EmbeddingModel):
         ckpt = self._files.get("checkpoint")
         if ckpt is not None:
             out["checkpoint_file"] = str(ckpt) if self.weights is not None else ckpt.name
+        if self.weights is None:
+            # the pin each pinned (or checkpoint) file was checked against, and the outcome
+            out["pins"] = {f"{c.repo_id}/{c.filename}": {"status": c.status, "expected_sha256": c.expected_sha256,
+                                                          "pinned_revision": c.pinned_revision}
+                           for c in self._pin_checks}
         if self.device == "cuda":
             out["device_name"] = torch.cuda.get_device_name(0)
         return out

@@ -140,6 +140,11 @@ class LaionClapModel(TorchEmbeddingModel):
     def extra_policy(self) -> dict[str, Any]:
         return {"int16_quantise": self.quantise_int16, "audio_encoder": self.amodel, "fusion": self.fusion}
 
+    @property
+    def librosa_resampling(self) -> bool:
+        # the study loaded audio with librosa.load(sr=48000, mono=True)
+        return self.policy.name == "paper"
+
     # ------------------------------------------------------------ loading
     def hub_files(self) -> dict[str, hub.HubFile]:
         return needed_files(self.checkpoint, with_checkpoint=self.weights is None)
