@@ -240,7 +240,9 @@ def resample_like_librosa(samples: NDArray[np.float32], from_rate: int, to_rate:
     import soxr
 
     out = soxr.resample(np.asarray(samples, dtype=np.float32), from_rate, to_rate, quality="soxr_hq")
-    n = int(np.ceil(samples.shape[0] * float(to_rate) / from_rate))
+    # librosa's own arithmetic, float rounding included (1.3 s at 44.1 -> 48 kHz gives 62401)
+    ratio = float(to_rate) / from_rate
+    n = int(np.ceil(samples.shape[0] * ratio))
     if out.shape[0] >= n:
         out = out[:n]
     else:
