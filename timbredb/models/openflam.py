@@ -13,8 +13,9 @@ and the model is usable when ``openflam`` and ``lightning`` import. Weights:
 plus ``roberta-base``, both from the Hugging Face cache.
 
 Audio: 10 s windows at 48 kHz, fed as tensors (the package takes exactly
-480000 samples); the "paper" policy truncates or zero-pads to the first 10 s,
-as the published study did.
+480000 samples); the "paper" policy truncates or zero-pads to the first 10 s
+of ``librosa.load(sr=48000, mono=True)``'s output (libsoxr HQ), as the published
+study did.
 """
 
 from __future__ import annotations
