@@ -236,6 +236,10 @@ def test_a_tampered_weights_file_is_refused_with_both_digests(
         prov = provenance(db)["ms-clap"]["pins"]["microsoft/msclap/CLAP_weights_2023.pth"]
         assert prov == {"status": "mismatch", "expected_sha256": expected,
                         "pinned_revision": fake_hub.commit_for("microsoft/msclap")}
+        # not the published weights: a space of their own, never mixed with the pinned file's vectors
+        labels = db_rows(db, "SELECT DISTINCT s.label FROM audio_embeddings e JOIN spaces s USING (space_id)")
+        assert labels == [(f"ms-clap+weights-{actual[:8]}",)]
+        assert registry.load("ms-clap", allow_unpinned=True).space_id != registry.load("ms-clap").space_id
 
         out = cli(db, "models", "verify", "ms-clap", "--device", "cpu", expect=1)
         assert "mismatch" in out.stdout and expected in out.stdout and actual in out.stdout

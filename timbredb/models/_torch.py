@@ -168,15 +168,32 @@ class TorchEmbeddingModel(EmbeddingModel):
             if not self.weights.is_file():
                 raise ModelUnavailableError(f"{self.spec.id}: --weights {self.weights} is not a file")
             out["weights_sha256"] = hub.sha256(self.weights)
+        elif self.allow_unpinned and (digest := self._unpinned_checkpoint()):
+            # a cached checkpoint that is not the pinned file, used under --allow-unpinned: as
+            # with --weights, its vectors get a space of their own
+            out["weights_sha256"] = digest
         return out
+
+    def _unpinned_checkpoint(self) -> str | None:
+        """The sha256 of the cached checkpoint if it is not its pinned file, else None (memoised)."""
+        if not hasattr(self, "_mismatch_sha"):
+            self._mismatch_sha: str | None = None
+            f = pins.with_pins(self.spec, self.hub_files()).get("checkpoint")
+            path = hub.locate(f) if f is not None else None
+            if f is not None and path is not None:
+                check = pins.check_file(self.spec, f, path)
+                if check.status == pins.MISMATCH:
+                    self._mismatch_sha = check.sha256
+        return self._mismatch_sha
 
     @property
     def label(self) -> str:
         label = super().label
-        if self.weights is not None:
-            # local weights are a space of their own; the label says which file, so queries
+        digest = self.identity().get("weights_sha256")
+        if digest:
+            # other weights are a space of their own; the label says which file, so queries
             # never show two rows named like the published checkpoint
-            label += f"+weights-{self.identity()['weights_sha256'][:8]}"
+            label += f"+weights-{digest[:8]}"
         return label
 
     # ------------------------------------------------------------ loading
