@@ -21,11 +21,13 @@ The package's traps and their guards:
 - the package breaks on transformers >= 5: reported as unavailable;
 - ``from_pretrained`` loads weights with ``strict=False`` and prefers
   ``model.safetensors`` over ``pytorch_model.bin``: an old cache of
-  ``OpenMuQ/MuQ-MuLan-large`` holds both, and that safetensors file names the
-  ``pos_conv_embed`` weights ``weight_g``/``weight_v`` (pre-parametrization), so two
-  weights would stay random. timbredb builds the model from its config, prefers the
-  ``.bin`` (the one file the repo publishes now), maps the old names when only the
-  safetensors file is there, loads strictly, and records the file it used;
+  ``OpenMuQ/MuQ-MuLan-large`` holds both, and that withdrawn safetensors file names
+  the ``pos_conv_embed`` weights ``weight_g``/``weight_v`` (pre-parametrization;
+  torch's weight-norm load hook renames them, but a non-strict load would hide any
+  other mismatch, and a check on names alone refuses the file). timbredb builds the
+  model from its config, prefers the ``.bin`` (the one file the repo publishes
+  now), maps the old names when only the safetensors file is there, loads strictly,
+  and records the file it used;
 - float16 gives NaN (the authors' warning): refused; bfloat16 is allowed on GPUs.
 """
 
