@@ -38,6 +38,9 @@ class Audio:
         channels: channel count of the source before the down-mix.
         sha256: content hash of the decoded source PCM (see module doc).
         source: where it came from (a path, or a descriptive URI for rendered audio).
+        channel_samples: the source channels, (frames, channels) float32, kept only when
+            asked for (``keep_channels``) and the source has more than one channel: a policy
+            that does not down-mix (``ms-clap/paper`` joins the channels in time) needs them.
     """
 
     samples: NDArray[np.float32]
@@ -45,6 +48,7 @@ class Audio:
     channels: int
     sha256: str
     source: str
+    channel_samples: NDArray[np.float32] | None = None
 
     @property
     def n_frames(self) -> int:
@@ -103,13 +107,14 @@ def _downmix(pcm: NDArray[np.float32]) -> NDArray[np.float32]:
     return acc.astype(np.float32)
 
 
-def from_array(pcm: NDArray[np.floating], sample_rate: int, source: str) -> Audio:
+def from_array(pcm: NDArray[np.floating], sample_rate: int, source: str, keep_channels: bool = False) -> Audio:
     """Build an Audio from samples in memory (rendered variants, tests).
 
     Args:
         pcm: (frames,) mono or (frames, channels) samples.
         sample_rate: in Hz.
         source: a description recorded as the clip's source.
+        keep_channels: also keep the channels of a multi-channel source (``channel_samples``).
     """
     arr = np.asarray(pcm, dtype=np.float32)
     if arr.ndim == 1:
@@ -124,6 +129,8 @@ def from_array(pcm: NDArray[np.floating], sample_rate: int, source: str) -> Audi
         channels=int(arr.shape[1]),
         sha256=content_sha256(arr, sample_rate),
         source=source,
+        # only on request: the channels of a long stereo file triple a clip's memory
+        channel_samples=arr if keep_channels and arr.shape[1] > 1 else None,
     )
 
 
@@ -260,20 +267,23 @@ def read_pcm_bytes(data: bytes, source: str) -> tuple[NDArray[np.float32], int]:
     return np.ascontiguousarray(pcm, dtype=np.float32), int(sample_rate)
 
 
-def decode(path: str | os.PathLike[str]) -> Audio:
+def decode(path: str | os.PathLike[str], keep_channels: bool = False) -> Audio:
     """Decode an audio file to mono float32 at its own sample rate.
+
+    Args:
+        keep_channels: also keep the source channels (see ``Audio.channel_samples``).
 
     Raises:
         AudioError: unreadable, empty, zero channels, non-finite or all-zero samples.
     """
     pcm, sample_rate = read_pcm(path)
-    return from_array(pcm, sample_rate, str(path))
+    return from_array(pcm, sample_rate, str(path), keep_channels)
 
 
-def decode_bytes(data: bytes, source: str) -> Audio:
+def decode_bytes(data: bytes, source: str, keep_channels: bool = False) -> Audio:
     """``decode`` for an encoded file held in memory."""
     pcm, sample_rate = read_pcm_bytes(data, source)
-    return from_array(pcm, sample_rate, source)
+    return from_array(pcm, sample_rate, source, keep_channels)
 
 
 def _decode_with_pedalboard(path: str, first_error: Exception) -> tuple[NDArray[np.float32], int]:
@@ -301,6 +311,33 @@ def resample(samples: NDArray[np.float32], from_rate: int, to_rate: int) -> NDAr
     import soxr
 
     out = soxr.resample(np.asarray(samples, dtype=np.float32), from_rate, to_rate, quality="VHQ")
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+#: what ``resample_like_librosa`` is called in the preprocessing policies
+LIBROSA_RESAMPLER = "soxr-hq, length ceil(n * ratio) (librosa.load's default)"
+
+
+def resample_like_librosa(samples: NDArray[np.float32], from_rate: int, to_rate: int) -> NDArray[np.float32]:
+    """Resample mono audio exactly as ``librosa.load(path, sr=to_rate)`` does (librosa 0.10).
+
+    librosa's default ``res_type="soxr_hq"`` runs libsoxr at its HQ setting (timbredb's own
+    resampler uses VHQ) and then fixes the length to ``ceil(n * to_rate / from_rate)``
+    (trimming, or padding with zeros). The study loaded every file this way, so the
+    ``paper`` policies that replicate it use this; the defaults keep VHQ.
+    """
+    if from_rate == to_rate:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    import soxr
+
+    out = soxr.resample(np.asarray(samples, dtype=np.float32), from_rate, to_rate, quality="soxr_hq")
+    # librosa's own arithmetic, float rounding included (1.3 s at 44.1 -> 48 kHz gives 62401)
+    ratio = float(to_rate) / from_rate
+    n = int(np.ceil(samples.shape[0] * ratio))
+    if out.shape[0] >= n:
+        out = out[:n]
+    else:
+        out = np.concatenate([out, np.zeros(n - out.shape[0], dtype=out.dtype)])
     return np.ascontiguousarray(out, dtype=np.float32)
 
 

@@ -118,18 +118,64 @@ def models_list(obj: Ctx, fmt: str) -> None:
             click.echo(f"  {row['id']}: {row['reason']}")
 
 
+ALLOW_UNPINNED_HELP = "Use weights files whose sha256 is not the pinned one (reported and recorded, not refused)."
+
+
 @models.command("fetch")
 @click.argument("names", nargs=-1, required=True)
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Use this local checkpoint file instead of downloading.")
+@click.option("--allow-unpinned", is_flag=True, help=ALLOW_UNPINNED_HELP)
 @click.pass_obj
-def models_fetch(obj: Ctx, names: tuple[str, ...], weights: Path | None) -> None:
-    """Download model weights into the Hugging Face cache (needs the hub to be reachable)."""
+def models_fetch(obj: Ctx, names: tuple[str, ...], weights: Path | None, allow_unpinned: bool) -> None:
+    """Download model weights into the Hugging Face cache at their pinned revisions and check their sha256."""
     from timbredb.models.fetch import fetch
 
     for name in names:
-        path = fetch(name, weights=weights)
+        path = fetch(name, weights=weights, allow_unpinned=allow_unpinned)
         click.echo(f"{name}: {path}")
+
+
+# ---- models verify (issue 16)
+@models.command("verify")
+@click.argument("names", nargs=-1)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="Where neural models run.")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]), default="float32", show_default=True,
+              help="Model precision (half precision only on a GPU).")
+@click.option("--allow-unpinned", is_flag=True, help=ALLOW_UNPINNED_HELP)
+@click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Output format.")
+@click.pass_obj
+def models_verify(obj: Ctx, names: tuple[str, ...], device: str, dtype: str, allow_unpinned: bool, fmt: str) -> None:
+    """Check cached weights against their pins and run each model once on a 1 s test tone.
+
+    NAMES default to every registered model (those not usable here are skipped).
+    Prints device, dtype, load time and the vector norms; exits 1 if any named
+    or usable model fails.
+    """
+    from timbredb.errors import ModelUnavailableError
+    from timbredb.models.verify import verify
+
+    results = verify(list(names), device=device, dtype=dtype, data_dir=obj.data_dir, allow_unpinned=allow_unpinned)
+    if fmt == "json":
+        _emit([r.to_dict() for r in results], "json")
+    else:
+        import polars as pl
+
+        from timbredb.formatting import to_table
+
+        rows = [{"model": r.model, "status": r.status, "device": r.device or "", "dtype": r.dtype or "",
+                 "load_s": r.load_s, "audio_norm": r.audio_norm, "text_norm": r.text_norm} for r in results]
+        click.echo(to_table(pl.DataFrame(rows, schema_overrides={"load_s": pl.Float64, "audio_norm": pl.Float64,
+                                                                  "text_norm": pl.Float64})))
+        for r in results:
+            for f in r.files:
+                click.echo(f"  {r.model}: {f.describe()}")
+            if r.reason:
+                click.echo(f"  {r.model}: {r.reason}")
+    failed = [r.model for r in results if r.status == "failed"]
+    if failed:
+        raise ModelUnavailableError(f"verification failed for {', '.join(failed)}")
 
 
 @models.command("vocabulary")
@@ -165,6 +211,7 @@ def _split_models(value: str | None) -> list[str] | None:
               help="Model precision (half precision only on a GPU).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Local checkpoint file for the (single) model in --models.")
+@click.option("--allow-unpinned", is_flag=True, help=ALLOW_UNPINNED_HELP)
 @click.option("--prompt", "prompts", multiple=True, metavar="TEMPLATE",
               help="Prompt template with '{}' for the word (repeatable); each is a separate set of text embeddings.")
 @click.option("--words", default=None, metavar="W1,W2|FILE",
@@ -179,7 +226,7 @@ def _split_models(value: str | None) -> list[str] | None:
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
 @click.pass_obj
 def ingest(obj: Ctx, targets: tuple[str, ...], model_names: tuple[str, ...], batch_size: int, device: str, dtype: str,
-           weights: Path | None, prompts: tuple[str, ...], words: str | None, strengths: str | None,
+           weights: Path | None, allow_unpinned: bool, prompts: tuple[str, ...], words: str | None, strengths: str | None,
            sources: tuple[Path, ...], length_s: float | None, strict: bool, fmt: str) -> None:
     """Store audio and datasets and compute every missing embedding.
 
@@ -191,8 +238,8 @@ def ingest(obj: Ctx, targets: tuple[str, ...], model_names: tuple[str, ...], bat
 
     options = IngestOptions(
         models=_split_models(",".join(model_names)) if model_names else None, batch_size=batch_size, device=device,
-        dtype=dtype, weights=weights, prompts=list(prompts), words=words, strengths=strengths, sources=list(sources),
-        length_s=length_s,
+        dtype=dtype, weights=weights, allow_unpinned=allow_unpinned, prompts=list(prompts), words=words,
+        strengths=strengths, sources=list(sources), length_s=length_s,
     )
     summary = run_ingest(obj.db, obj.data_dir, list(targets), options, progress=_progress, warn=_warn)
     if fmt == "json":
@@ -284,10 +331,11 @@ _register_queries()
 @click.option("--save", is_flag=True, help="Store the vocabulary and its text vectors (otherwise nothing is written).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
               help="Where neural models run.")
+@click.option("--allow-unpinned", is_flag=True, help=ALLOW_UNPINNED_HELP)
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Output format.")
 @click.pass_obj
 def describe(obj: Ctx, files: tuple[Path, ...], model_names: tuple[str, ...], k: int, vocabulary: str, template: str,
-             rank: str, n_clips: int, save: bool, device: str, fmt: str) -> None:
+             rank: str, n_clips: int, save: bool, device: str, allow_unpinned: bool, fmt: str) -> None:
     """Nearest descriptors for audio files or folders (they need not be ingested; nothing is written without --save)."""
     from timbredb.audio import find_audio_files
     from timbredb.describe import default_text_model
@@ -298,7 +346,7 @@ def describe(obj: Ctx, files: tuple[Path, ...], model_names: tuple[str, ...], k:
 
     check_template(template)
     names = _split_models(",".join(model_names)) if model_names else [default_text_model(obj.data_dir)]
-    loaded = [load(n, device=device, data_dir=obj.data_dir) for n in names or []]
+    loaded = [load(n, device=device, data_dir=obj.data_dir, allow_unpinned=allow_unpinned) for n in names or []]
     paths: list[str] = []
     for f in files:
         found = find_audio_files(f) if f.is_dir() else [f]

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from timbredb.audio import Audio, StreamedAudio, open_audio
+from timbredb.audio import Audio, StreamedAudio, decode, open_audio
 from timbredb.errors import (
     AudioError,
     ModelUnavailableError,
@@ -292,7 +292,7 @@ def describe(
     errors: list[str] = []
     for f in files:
         try:
-            audio = open_audio(f)
+            audio = decode(f, keep_channels=True) if model.needs_channels else open_audio(f)
             vector = audio_vector(store, model, audio)
         except AudioError as exc:
             errors.append(str(exc))

@@ -37,6 +37,29 @@ BUILTIN: dict[str, tuple[str, ...]] = {
 DEFAULT_VOCABULARY = "study"
 BARE = "{}"
 
+# ---- the study's text calls (lindseydeng/timbre-semantics-release @ ca2ae10c, src/timbre_semantics/)
+#: Experiment 1 embeds the 16 bare descriptor names in one call, in the rating CSV's column order
+#: (``experiments.py::run_experiment1``: ``frame.columns[2:]``). The release does not ship that CSV;
+#: this is the hub dataset's column order mapped by position onto the historical names
+#: (timbredb/datasets/ccmusic.py ``HUB_TO_HISTORICAL``), timbredb's inference.
+CCMUSIC_CSV_ORDER = (
+    "slim", "bright", "dim", "sharp", "thick", "thin", "vigorous", "clear",
+    "dry", "plump", "coarse", "pure", "hoarse", "harmonious", "soft", "turbid",
+)
+
+
+def study_prompt(word: str) -> str:
+    """The study's Experiment 2 prompt (``design.py::text_prompt``): "an" only before "echo"."""
+    return f"{'an' if word == 'echo' else 'a'} {word} sound"
+
+
+#: every text list the study embeds in one call, in the order of that call: Experiment 2 embeds
+#: ``sorted({text_prompt(d) for d in eq + reverb words})`` (35 prompts; "an echo sound" sorts last)
+STUDY_TEXT_CALLS: dict[str, tuple[str, ...]] = {
+    "exp1": CCMUSIC_CSV_ORDER,
+    "exp2": tuple(sorted({study_prompt(w) for w in AUDEALIZE_EQ + AUDEALIZE_REVERB})),
+}
+
 
 def read_word_file(path: Path) -> list[str]:
     """Words from a text file: one per line (or comma-separated), '#' comments."""

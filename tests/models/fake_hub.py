@@ -13,10 +13,24 @@ The audio encoders keep their real sizes (the packages hard-code them), so a
 LAION-CLAP stand-in is a full-size HTSAT-tiny; ``full_size=True`` also makes the
 RoBERTa text encoder full size (for the benchmark).
 
+The checkpoints carry the structure of the published files, not only their keys:
+LAION-CLAP's training-script wrapper (``epoch``, ``name``, ``state_dict`` with
+``module.`` keys and the ``text_branch.embeddings.position_ids`` buffer, and an
+``optimizer`` whose cosine schedule stored numpy floats, so the file only loads
+with ``weights_only=False``); MS-CLAP's ``{"model": state_dict}`` with the
+derived buffers and the GPT-2 ``attn.bias``/``attn.masked_bias`` extras older
+transformers saved; MuQ-MuLan as an old cache holds it, ``pytorch_model.bin``
+beside a ``model.safetensors`` whose ``pos_conv_embed`` weights carry the old
+``weight_g``/``weight_v`` names. ``variant`` derives other caches from it (a
+MuQ-MuLan repo with the .bin only, MS-CLAP without the derived buffers, ...).
+
 The stand-ins are built through the packages' own hub loaders, so building
 and using the cache happen inside ``pointed_at(root)``, which points
 huggingface_hub and transformers at it (both read HF_HUB_CACHE / HF_HUB_OFFLINE
 only at import, so their module settings are switched too) and restores them.
+It also swaps the registry's checkpoint pins for the stand-ins' own revision and
+sha256 (recorded in ``timbredb-fake-pins.json`` at build time), so the digest
+check runs for real against this cache.
 """
 
 from __future__ import annotations
@@ -38,6 +52,10 @@ CORPUS = (
     "dry plump turbid vigorous slim coarse hoarse harmonious guitar violin drums sound sounds"
 )
 WORDS = sorted(set(CORPUS.split()))
+#: words the XLM-R stand-in does not know as one piece, so they tokenize longer than the others:
+#: the study's text lists then mix token lengths, as with the real tokenizer (batch dependence shows)
+XLMR_SPLIT = frozenset({"harmonious", "vigorous", "turbid", "haunting", "spacious", "distorted"})
+PINS_FILE = "timbredb-fake-pins.json"
 
 
 # ---------------------------------------------------------------- hub cache layout
@@ -138,7 +156,7 @@ def write_xlmr_tokenizer(snap: Path) -> int:
     specials = ["<s>", "<pad>", "</s>", "<unk>"]
     chars = sorted(set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!?'-:;()\"/&"))
     pieces = [(s, 0.0) for s in specials]
-    pieces += [("▁" + w, -2.0 - len(w) / 10) for w in WORDS]
+    pieces += [("▁" + w, -2.0 - len(w) / 10) for w in WORDS if w not in XLMR_SPLIT]
     pieces += [("▁", -3.0)] + [(c, -6.0) for c in chars] + [("▁" + c, -5.0) for c in chars]
     pieces += [("<mask>", 0.0)]
     tok = Tokenizer(Unigram(pieces, unk_id=3, byte_fallback=False))
@@ -240,9 +258,30 @@ def build_laion(root: Path, names: Iterable[str] = ("630k-audioset-best",)) -> d
         # older transformers stored this buffer; the published checkpoints carry it
         state["module.text_branch.embeddings.position_ids"] = torch.arange(130).unsqueeze(0)
         path = snap / f"{name}.pt"
-        torch.save({"epoch": 45, "state_dict": state}, path)
+        torch.save(training_checkpoint(state, n_params=len(list(module.model.parameters()))), path)
+        record_pin(root, REPO, path)
         out[name] = path
     return out
+
+
+def training_checkpoint(state: dict[str, Any], n_params: int) -> dict[str, Any]:
+    """The dict LAION-CLAP's training script saves (training/main.py): epoch, run name, the DDP
+    state dict, the optimizer's state and the AMP scaler's. Its cosine schedule assigns numpy
+    floats to the learning rate (training/scheduler.py: ``np.cos``), so the optimizer state holds
+    numpy scalars and ``torch.load(weights_only=True)`` refuses the file."""
+    import numpy as np
+
+    lr = np.float64(0.5 * (1 + np.cos(np.pi * 0.3)) * 1e-4)
+    group = {"lr": lr, "initial_lr": 1e-4, "betas": (0.9, 0.99), "eps": 1e-9, "weight_decay": 0.0,
+             "amsgrad": False, "params": list(range(n_params))}
+    return {
+        "epoch": 45,
+        "name": "2022_12_09-03_40_33-model_HTSAT-tiny-lr_0.0001-b_96-j_6-p_fp32",
+        "state_dict": state,
+        "optimizer": {"state": {}, "param_groups": [group]},
+        "scaler": {"scale": 65536.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 2000,
+                   "_growth_tracker": 0},
+    }
 
 
 def build_msclap(root: Path, version: str = "2023") -> Path:
@@ -265,8 +304,36 @@ def build_msclap(root: Path, version: str = "2023") -> Path:
             classes_num=cfg["num_classes"], out_emb=cfg["out_emb"], text_model=cfg["text_model"],
             transformer_embed_dim=cfg["transformer_embed_dim"], d_proj=cfg["d_proj"],
         )
+    state = clap.state_dict()
+    if cfg["text_model"] == "gpt2":
+        # transformers < 4.3x saved GPT-2's causal mask buffers; today they are non-persistent
+        n_pos = clap.caption_encoder.base.config.n_positions
+        for i in range(clap.caption_encoder.base.config.n_layer):
+            state[f"caption_encoder.base.h.{i}.attn.bias"] = torch.tril(torch.ones(n_pos, n_pos, dtype=torch.bool))[
+                None, None]
+            state[f"caption_encoder.base.h.{i}.attn.masked_bias"] = torch.tensor(-1e4)
     path = snapshot(root, "microsoft/msclap") / f"CLAP_weights_{version}.pth"
-    torch.save({"model": clap.state_dict()}, path)
+    torch.save({"model": state}, path)
+    record_pin(root, "microsoft/msclap", path)
+    return path
+
+
+#: what ms_clap.DERIVED_BUFFERS leaves out of the key check (the package recomputes them)
+MSCLAP_DERIVED = ("relative_position_index", "attn_mask")
+
+
+def msclap_without_derived_buffers(base: Path, dest: Path, version: str = "2023") -> Path:
+    """A cache like ``base`` whose MS-CLAP checkpoint lacks the buffers msclap derives from its config."""
+    import torch
+
+    src = base / "models--microsoft--msclap" / "snapshots" / commit_for("microsoft/msclap") / f"CLAP_weights_{version}.pth"
+    state = torch.load(src, map_location="cpu", weights_only=True)["model"]
+    kept = {k: v for k, v in state.items() if k.rsplit(".", 1)[-1] not in MSCLAP_DERIVED}
+    assert len(kept) < len(state)
+    snap = variant(base, dest, "microsoft/msclap", {})
+    path = snap / f"CLAP_weights_{version}.pth"
+    torch.save({"model": kept}, path)
+    record_pin(dest, "microsoft/msclap", path, commit=snap.name)
     return path
 
 
@@ -296,7 +363,7 @@ MULAN_CONFIG: dict[str, Any] = {
 def build_muq(root: Path) -> Path:
     """OpenMuQ/MuQ-large-msd-iter (safetensors) and OpenMuQ/MuQ-MuLan-large (pytorch_model.bin)."""
     import torch
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file, save_model
     from transformers import Wav2Vec2ConformerConfig
 
     from timbredb.models import _compat
@@ -321,8 +388,30 @@ def build_muq(root: Path) -> Path:
         snap = snapshot(root, "OpenMuQ/MuQ-MuLan-large")
         write_json(snap / "config.json", MULAN_CONFIG)
         path = snap / "pytorch_model.bin"
-        torch.save(mulan.state_dict(), path)
+        state = mulan.state_dict()
+        torch.save(state, path)
+        # the withdrawn safetensors file of an old cache: weight_norm's pre-parametrization names
+        save_file(legacy_weight_norm_names(state), str(snap / "model.safetensors"))
     return path
+
+
+def legacy_weight_norm_names(state: dict[str, Any]) -> dict[str, Any]:
+    """``….parametrizations.weight.original0/1`` -> ``….weight_g/weight_v`` (contiguous copies)."""
+    old = {"parametrizations.weight.original0": "weight_g", "parametrizations.weight.original1": "weight_v"}
+    out = {}
+    for key, value in state.items():
+        for new, legacy in old.items():
+            if key.endswith(new):
+                key = key[: -len(new)] + legacy
+        out[key] = value.detach().clone().contiguous()
+    return out
+
+
+def muq_variant(base: Path, dest: Path, files: tuple[str, ...]) -> Path:
+    """A cache like ``base`` whose MuQ-MuLan repo holds only ``files`` (plus config.json)."""
+    repo = "OpenMuQ/MuQ-MuLan-large"
+    src = base / ("models--" + repo.replace("/", "--")) / "snapshots" / commit_for(repo)
+    return variant(base, dest, repo, {name: src / name for name in ("config.json", *files)})
 
 
 def build_openflam(root: Path) -> Path:
@@ -345,9 +434,71 @@ def build_openflam(root: Path) -> Path:
     return path
 
 
+# ---------------------------------------------------------------- derived caches and pins
+def variant(base: Path, dest: Path, repo_id: str, files: dict[str, Path]) -> Path:
+    """A cache at ``dest`` sharing ``base``'s repositories (symlinked) except ``repo_id``, which
+    gets a new snapshot (its own commit) holding ``files`` (name -> file to link). Returns the
+    snapshot folder, for writing further files into it."""
+    dest.mkdir(parents=True, exist_ok=True)
+    name = "models--" + repo_id.replace("/", "--")
+    for repo in base.iterdir():
+        if repo.name.startswith("models--") and repo.name != name:
+            (dest / repo.name).symlink_to(repo)
+    commit = hashlib.sha1(f"timbredb-fake/{repo_id}@{dest.name}".encode()).hexdigest()
+    (dest / name / "refs").mkdir(parents=True)
+    (dest / name / "refs" / "main").write_text(commit)
+    snap = dest / name / "snapshots" / commit
+    snap.mkdir(parents=True)
+    for filename, target in files.items():
+        (snap / filename).symlink_to(target)
+    pins = json.loads((base / PINS_FILE).read_text()) if (base / PINS_FILE).is_file() else {}
+    pins = {k: v for k, v in pins.items() if not k.startswith(repo_id + "/")}
+    write_json(dest / PINS_FILE, pins)
+    for filename, target in files.items():
+        record_pin(dest, repo_id, snap / filename, commit=commit)
+    return snap
+
+
+def record_pin(root: Path, repo_id: str, path: Path, commit: str | None = None) -> None:
+    """Note a stand-in weights file's revision and sha256 as its pin (applied when the registry
+    pins that file; tokenizers and configs are ignored there)."""
+    from timbredb.models import hub
+
+    if path.suffix not in (".pt", ".pth", ".bin", ".safetensors"):
+        return
+    manifest = root / PINS_FILE
+    pins = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    pins[f"{repo_id}/{path.name}"] = [commit or commit_for(repo_id), hub.sha256(path)]
+    write_json(manifest, pins)
+    _apply_pins(root)
+
+
+#: per active ``pointed_at``: (pins dict, key, pin it replaced), restored on exit
+_PIN_PATCHES: list[list[tuple[dict[str, Any], str, Any]]] = []
+
+
+def _apply_pins(root: Path) -> None:
+    """Replace the registry's real pins by the stand-ins' (see module doc)."""
+    from dataclasses import replace
+
+    from timbredb.models.registry import SPECS
+
+    if not _PIN_PATCHES:
+        return
+    manifest = root / PINS_FILE
+    data = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    for spec in SPECS:
+        for key, (commit, digest) in data.items():
+            if key in spec.pins:
+                _PIN_PATCHES[-1].append((spec.pins, key, spec.pins[key]))
+                spec.pins[key] = replace(spec.pins[key], revision=commit, sha256=digest, size_bytes=None,
+                                         source="the test hub's stand-in")
+
+
 @contextlib.contextmanager
 def pointed_at(root: Path, hash_cache: Path | None = None) -> Iterator[Path]:
-    """Point huggingface_hub, transformers and timbredb at ``root``, offline; restore after."""
+    """Point huggingface_hub, transformers and timbredb at ``root``, offline, with the stand-ins'
+    pins; restore after."""
     import huggingface_hub.constants as hf_constants
     import transformers.utils.hub as tf_hub
 
@@ -366,9 +517,13 @@ def pointed_at(root: Path, hash_cache: Path | None = None) -> Iterator[Path]:
     hf_constants.HF_HUB_OFFLINE = True
     tf_hub.TRANSFORMERS_CACHE = str(root)
     tf_hub._is_offline_mode = True
+    _PIN_PATCHES.append([])
+    _apply_pins(root)
     try:
         yield root
     finally:
+        for pins, key, old in reversed(_PIN_PATCHES.pop()):
+            pins[key] = old
         for obj, attr, value in saved_attrs:
             setattr(obj, attr, value)
         for k, v in saved_env.items():

@@ -59,23 +59,19 @@ def test_a_text_does_not_depend_on_its_batch(loaded: Callable[..., Any]) -> None
     assert not np.allclose(padded[0], alone[0], atol=1e-3)
 
 
-def test_train_mode_left_by_from_pretrained_is_undone(
-    hf_cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_train_mode_is_undone_and_checked(hf_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from muq import MuQMuLan
 
-    original = MuQMuLan.from_pretrained.__func__  # type: ignore[attr-defined]
-
-    def leaves_train_mode(cls: Any, *args: Any, **kwargs: Any) -> Any:
-        return original(cls, *args, **kwargs).train()
-
-    monkeypatch.setattr(MuQMuLan, "from_pretrained", classmethod(leaves_train_mode))
     m = registry.load("muq-mulan", device="cpu")
     m.ensure_loaded()
     assert not any(mod.training for mod in m._module.modules())
     clip = from_array(noise(3.0, sr=SR, seed=23), SR, "x")
     assert np.array_equal(m.embed_audio([clip]), m.embed_audio([clip]))  # dropout is off
     assert np.array_equal(m.embed_texts(["warm"]), m.embed_texts(["warm"]))
+    # the model is built in train mode (dropout on); were eval() to leave a module training, loading stops
+    monkeypatch.setattr(MuQMuLan, "eval", lambda self: self)
+    with pytest.raises(TimbreDBError, match="still in train mode"):
+        registry.load("muq-mulan", device="cpu").ensure_loaded()
 
 
 def test_too_short_audio_is_an_audio_error(loaded: Callable[..., Any]) -> None:

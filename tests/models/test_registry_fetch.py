@@ -172,7 +172,7 @@ def test_cli_help_and_models_list_import_no_torch(hf_cache: Path) -> None:
         import sys
         from timbredb.cli import cli
         for args in (["--help"], ["models", "--help"], ["models", "list"], ["models", "list", "--format", "json"],
-                     ["ingest", "--help"], ["models", "fetch", "--help"]):
+                     ["ingest", "--help"], ["models", "fetch", "--help"], ["models", "verify", "--help"]):
             try:
                 cli.main(args=args, standalone_mode=False)
             except SystemExit:

@@ -359,7 +359,8 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
                     name = f"{src.label}/{job.effect}/{job.word or 'original'}/{job.strength:g}"
                     try:
                         out, tail = render(job, pcm_in, src.sample_rate, length)
-                        audio = from_array(out, src.sample_rate, f"render://audealize/{name}?{version}")
+                        audio = from_array(out, src.sample_rate, f"render://audealize/{name}?{version}",
+                                           keep_channels=ingestor.keep_channels)
                     except (ValueError, AudioError) as exc:
                         ingestor.error(f"audealize:{name}", str(exc), "render")
                         bar.update(1)

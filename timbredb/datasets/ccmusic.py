@@ -217,13 +217,17 @@ class HubAudio:
     path: str | None
     source: str
 
-    def decode(self) -> Audio:
-        """Decode to an Audio clip (the same PCM hash as the file would give)."""
+    def decode(self, keep_channels: bool = False) -> Audio:
+        """Decode to an Audio clip (the same PCM hash as the file would give).
+
+        Args:
+            keep_channels: keep the source channels too (``Audio.channel_samples``).
+        """
         if self.data is None:
             if not self.path:
                 raise AudioError(self.source, "the hub row holds no audio")
-            return decode(self.path)
-        return decode_bytes(self.data, self.source)
+            return decode(self.path, keep_channels=keep_channels)
+        return decode_bytes(self.data, self.source, keep_channels=keep_channels)
 
 
 def _shortest_float32(value: Any) -> Any:
@@ -429,7 +433,7 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
             decoded: list[tuple[str, Audio]] = []
             for name in names[start : start + ingestor.batch_size]:
                 try:
-                    decoded.append((name, audio[name].decode()))
+                    decoded.append((name, audio[name].decode(keep_channels=ingestor.keep_channels)))
                 except AudioError as exc:
                     ingestor.error(audio[name].source, str(exc), "decode")
             hashes = ingestor.add_audio([a for _, a in decoded])

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from timbredb.audio import Audio, StreamedAudio, find_audio_files, open_audio
+from timbredb.audio import Audio, StreamedAudio, decode, find_audio_files, open_audio
 from timbredb.errors import AudioError, TimbreDBError, VocabularyError
 from timbredb.models.base import EmbeddingModel
 from timbredb.parallel import ordered_map
@@ -88,6 +88,8 @@ class Ingestor:
         self.progress = progress
         self.warn = warn
         self.summary = IngestSummary()
+        #: decode with the source channels (a policy such as ms-clap/paper does not down-mix)
+        self.keep_channels = any(m.needs_channels for m in self.models)
         self.run_id = store.start_run(command)
         for model in self.models:
             store.ensure_space(model.space_record())
@@ -164,7 +166,8 @@ class Ingestor:
         fresh: list[tuple[Audio | StreamedAudio, Path, os.stat_result]] = []
         if to_decode:
             self.pause()
-        for (path, st), decoded in zip(to_decode, ordered_map(_try_decode, [p for p, _ in to_decode])):
+        decode_one = _decode_with_channels if self.keep_channels else _try_decode
+        for (path, st), decoded in zip(to_decode, ordered_map(decode_one, [p for p, _ in to_decode])):
             if isinstance(decoded, AudioError):
                 self.error(str(path), str(decoded), "decode")
             else:
@@ -309,9 +312,16 @@ class Ingestor:
             )
 
 
-def _try_decode(path: Path) -> Audio | StreamedAudio | AudioError:
-    """open_audio() that returns the per-file problem instead of raising it (for the thread pool)."""
+def _try_decode(path: Path, keep_channels: bool = False) -> Audio | StreamedAudio | AudioError:
+    """open_audio() that returns the per-file problem instead of raising it (for the thread pool).
+
+    A model that reads the source channels (``ms-clap/paper``) gets them decoded whole.
+    """
     try:
-        return open_audio(path)
+        return decode(path, keep_channels=True) if keep_channels else open_audio(path)
     except AudioError as exc:
         return exc
+
+
+def _decode_with_channels(path: Path) -> Audio | StreamedAudio | AudioError:
+    return _try_decode(path, keep_channels=True)

@@ -15,6 +15,7 @@ class IngestOptions:
         batch_size: clips per transaction and windows per forward pass.
         device, dtype: where and in what precision neural models run.
         weights: a local checkpoint file for the single model in ``models``.
+        allow_unpinned: load weights whose sha256 is not the pinned one (recorded in provenance).
         prompts: prompt templates (``{}`` = the word); empty = each dataset's default.
         words: audealize: comma list or word file of descriptors to render (None = the study's).
         strengths: audealize: comma list of strengths in (0, 1] (None = the study's five).
@@ -27,6 +28,7 @@ class IngestOptions:
     device: str = "auto"
     dtype: str = "float32"
     weights: Path | None = None
+    allow_unpinned: bool = False
     prompts: list[str] = field(default_factory=list)
     words: str | None = None
     strengths: str | None = None

@@ -91,7 +91,9 @@ def run_ingest(
     if options.weights is not None and len(names) != 1:
         raise TimbreDBError("--weights needs exactly one model in --models")
     models = [
-        load(n, device=options.device, dtype=options.dtype, data_dir=data_dir, weights=options.weights) for n in names
+        load(n, device=options.device, dtype=options.dtype, data_dir=data_dir, weights=options.weights,
+             allow_unpinned=options.allow_unpinned)
+        for n in names
     ]
     # load every model before the store is opened: a model that cannot load (missing tokenizer,
     # unreadable checkpoint) fails the run before anything is written or a new store is created

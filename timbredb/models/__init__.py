@@ -1,6 +1,6 @@
 """Embedding models: a cheap registry of specs and lazily loaded implementations."""
 
-from timbredb.models.base import Availability, EmbeddingModel, ModelSpec, WindowPolicy
+from timbredb.models.base import Availability, EmbeddingModel, ModelSpec, Pin, WindowPolicy
 from timbredb.models.registry import (
     SPECS,
     availability,
@@ -15,6 +15,7 @@ __all__ = [
     "Availability",
     "EmbeddingModel",
     "ModelSpec",
+    "Pin",
     "WindowPolicy",
     "availability",
     "load",

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from timbredb.errors import ModelUnavailableError, TimbreDBError, first_line
-from timbredb.models import hub
+from timbredb.models import hub, pins
 from timbredb.models.base import Availability, EmbeddingModel, ModelSpec, WindowPolicy
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -110,7 +110,12 @@ def checkpoint_availability(
     if not tf.usable:
         return tf
     name = spec.id if checkpoint == spec.checkpoint else f"{spec.id}@{checkpoint}"
-    return weights_availability(name, list(needed_files(checkpoint).values()))
+    return weights_availability(name, list(pins.with_pins(spec, needed_files(checkpoint)).values()))
+
+
+def refetch_fix(name: str) -> str:
+    """What to do about a cached file that is not the pinned one."""
+    return f"remove it from the cache and run `timbredb models fetch {name}`"
 
 
 class TorchEmbeddingModel(EmbeddingModel):
@@ -142,6 +147,7 @@ class TorchEmbeddingModel(EmbeddingModel):
         self._sha: str | None = None
         self._files: dict[str, Path] = {}
         self._revisions: dict[str, str | None] = {}
+        self._pin_checks: list[pins.FileCheck] = []
 
     # ------------------------------------------------------------ hooks for subclasses
     def hub_files(self) -> dict[str, hub.HubFile]:
@@ -162,15 +168,32 @@ class TorchEmbeddingModel(EmbeddingModel):
             if not self.weights.is_file():
                 raise ModelUnavailableError(f"{self.spec.id}: --weights {self.weights} is not a file")
             out["weights_sha256"] = hub.sha256(self.weights)
+        elif self.allow_unpinned and (digest := self._unpinned_checkpoint()):
+            # a cached checkpoint that is not the pinned file, used under --allow-unpinned: as
+            # with --weights, its vectors get a space of their own
+            out["weights_sha256"] = digest
         return out
+
+    def _unpinned_checkpoint(self) -> str | None:
+        """The sha256 of the cached checkpoint if it is not its pinned file, else None (memoised)."""
+        if not hasattr(self, "_mismatch_sha"):
+            self._mismatch_sha: str | None = None
+            f = pins.with_pins(self.spec, self.hub_files()).get("checkpoint")
+            path = hub.locate(f) if f is not None else None
+            if f is not None and path is not None:
+                check = pins.check_file(self.spec, f, path)
+                if check.status == pins.MISMATCH:
+                    self._mismatch_sha = check.sha256
+        return self._mismatch_sha
 
     @property
     def label(self) -> str:
         label = super().label
-        if self.weights is not None:
-            # local weights are a space of their own; the label says which file, so queries
+        digest = self.identity().get("weights_sha256")
+        if digest:
+            # other weights are a space of their own; the label says which file, so queries
             # never show two rows named like the published checkpoint
-            label += f"+weights-{self.identity()['weights_sha256'][:8]}"
+            label += f"+weights-{digest[:8]}"
         return label
 
     # ------------------------------------------------------------ loading
@@ -183,7 +206,7 @@ class TorchEmbeddingModel(EmbeddingModel):
         return self._sha
 
     def _load(self) -> None:
-        files = self.hub_files()
+        files = pins.with_pins(self.spec, self.hub_files())
         if self.weights is not None and not self.weights.is_file():
             raise ModelUnavailableError(f"{self.spec.id}: --weights {self.weights} is not a file")
         # registry.load skips the availability check for --weights; the packages still need transformers 4.x
@@ -191,8 +214,11 @@ class TorchEmbeddingModel(EmbeddingModel):
         if not tf.usable:
             raise ModelUnavailableError(f"{self.label}: {tf.reason}")
         # the name `timbredb models fetch` takes: id[@checkpoint], never a --weights or /policy label
-        fetch_name = self.spec.id + (f"@{self.checkpoint}" if self.checkpoint != self.spec.checkpoint else "")
-        found = hub.require(fetch_name, list(files.values()))
+        name = self.spec.id if self.checkpoint == self.spec.checkpoint else f"{self.spec.id}@{self.checkpoint}"
+        found = hub.require(name, list(files.values()))
+        # the digests are checked before any file is unpickled (a tampered pickle runs code)
+        self._pin_checks = pins.check_files(self.spec, found, only_pinned=True)
+        pins.enforce(self.label, self._pin_checks, self.allow_unpinned, refetch_fix(name))
         self._files = {role: found[f] for role, f in files.items()}
         self._revisions = {f.repo_id: hub.snapshot_revision(found[f]) for f in files.values()}
         if self.weights is not None:
@@ -262,6 +288,11 @@ class TorchEmbeddingModel(EmbeddingModel):
         ckpt = self._files.get("checkpoint")
         if ckpt is not None:
             out["checkpoint_file"] = str(ckpt) if self.weights is not None else ckpt.name
+        if self.weights is None:
+            # the pin each pinned (or checkpoint) file was checked against, and the outcome
+            out["pins"] = {f"{c.repo_id}/{c.filename}": {"status": c.status, "expected_sha256": c.expected_sha256,
+                                                          "pinned_revision": c.pinned_revision}
+                           for c in self._pin_checks}
         if self.device == "cuda":
             out["device_name"] = torch.cuda.get_device_name(0)
         return out

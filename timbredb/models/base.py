@@ -26,7 +26,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from timbredb import __version__
-from timbredb.audio import RESAMPLER, Audio, StreamedAudio, resample, resampled_blocks
+from timbredb.audio import (
+    LIBROSA_RESAMPLER,
+    RESAMPLER,
+    Audio,
+    StreamedAudio,
+    resample,
+    resample_like_librosa,
+    resampled_blocks,
+)
 from timbredb.errors import (
     AudioError,
     ModelUnavailableError,
@@ -41,6 +49,31 @@ from timbredb.spaces import SpaceRecord
 class Availability:
     usable: bool
     reason: str  # why not, and the exact fix; "" when usable
+
+
+@dataclass(frozen=True)
+class Pin:
+    """The published identity of one weights file: hub commit and content digest.
+
+    Attributes:
+        repo_id: hub repository, e.g. "lukewys/laion_clap".
+        filename: the file in it.
+        revision: the hub commit (40 hex) `models fetch` downloads; None if no public source gives it.
+        sha256: the file's sha256 (the LFS oid); None if no public source gives it ("unpinned").
+        size_bytes: the file's size, where published.
+        source: where the values were published (cited in docs/models.md).
+    """
+
+    repo_id: str
+    filename: str
+    revision: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    source: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.repo_id}/{self.filename}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +98,8 @@ class ModelSpec:
         similarity: how vectors compare ("cosine").
         dims: per-checkpoint dimension overrides.
         sample_rates: per-checkpoint sample-rate overrides.
+        pins: published revision and sha256 of weights files, keyed by "repo_id/filename"
+            (see ``Pin``; checked after `models fetch` and on first load).
     """
 
     id: str
@@ -83,6 +118,7 @@ class ModelSpec:
     similarity: str = "cosine"
     dims: dict[str, int] = field(default_factory=dict)
     sample_rates: dict[str, int] = field(default_factory=dict)
+    pins: dict[str, Pin] = field(default_factory=dict)
 
     @property
     def has_text(self) -> bool:
@@ -237,6 +273,7 @@ class EmbeddingModel(ABC):
         weights: a local weights file that replaces the hub download.
         policy: a window policy other than the model's default, or the name of
             one of ``named_policies()`` (e.g. "paper").
+        allow_unpinned: use weights whose sha256 differs from the pinned one (reported, not refused).
     """
 
     #: packages whose versions go into every batch's provenance
@@ -254,8 +291,10 @@ class EmbeddingModel(ABC):
         data_dir: Path | None = None,
         weights: str | Path | None = None,
         policy: WindowPolicy | str | None = None,
+        allow_unpinned: bool = False,
     ) -> None:
         self.spec = spec
+        self.allow_unpinned = allow_unpinned
         self.checkpoint = checkpoint or spec.checkpoint
         known = spec.checkpoints or (spec.checkpoint,)
         if self.checkpoint not in known:
@@ -309,6 +348,30 @@ class EmbeddingModel(ABC):
     def extra_provenance(self) -> dict[str, Any]:
         return {}
 
+    @property
+    def needs_channels(self) -> bool:
+        """Whether ``prepare`` reads the source channels (``Audio.channel_samples``), not the mono mix."""
+        return False
+
+    @property
+    def librosa_resampling(self) -> bool:
+        """Resample as ``librosa.load`` does (the study's loader) instead of timbredb's VHQ."""
+        return False
+
+    def channel_rule(self) -> str:
+        """How the source channels become the model's one channel (part of the space)."""
+        return "mean of channels"
+
+    def resampler(self) -> str:
+        """The resampler's name (part of the space)."""
+        return LIBROSA_RESAMPLER if self.librosa_resampling else RESAMPLER
+
+    def resample(self, samples: NDArray[np.float32], from_rate: int) -> NDArray[np.float32]:
+        """Mono samples at ``from_rate`` -> the model's rate, with ``resampler()``."""
+        if self.librosa_resampling:
+            return resample_like_librosa(samples, from_rate, self.sample_rate)
+        return resample(samples, from_rate, self.sample_rate)
+
     # ------------------------------------------------------------ identity
     @property
     def label(self) -> str:
@@ -323,8 +386,8 @@ class EmbeddingModel(ABC):
     def policy_dict(self) -> dict[str, Any]:
         return {
             "sample_rate": self.sample_rate,
-            "resampler": RESAMPLER,
-            "mono": "mean of channels",
+            "resampler": self.resampler(),
+            "mono": self.channel_rule(),
             "window": self.policy.to_dict(),
             **self.extra_policy(),
         }
@@ -390,7 +453,7 @@ class EmbeddingModel(ABC):
     def prepare(self, audio: Audio) -> list[NDArray[np.float32]]:
         """Resample to the model rate and cut into windows; raises AudioError if too short."""
         self.check_audio(audio)
-        x = resample(audio.samples, audio.sample_rate, self.sample_rate)
+        x = self.resample(audio.samples, audio.sample_rate)
         return self.policy.windows(x, self.sample_rate)
 
     def embed_audio(
@@ -424,6 +487,13 @@ class EmbeddingModel(ABC):
         mean adds the windows in order).
         """
         self.check_audio(audio)
+        if self.librosa_resampling or self.needs_channels:
+            # the replication policies resample (and join channels) as the study's loader did, on whole files
+            raise AudioError(
+                audio.source,
+                f"too long for the {self.policy.name!r} policy of {self.spec.id} ({audio.duration_s:.0f} s; it "
+                "replicates the study's whole-file loader): use the default policy for long files",
+            )
         self.ensure_loaded()
         blocks = resampled_blocks(audio.mono_blocks(), audio.sample_rate, self.sample_rate)
         if self.policy.kind == "whole" or self.policy.window_s is None:

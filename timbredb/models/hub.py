@@ -35,11 +35,14 @@ class HubFile:
         filenames: alternatives in order of preference (e.g. safetensors, then .bin);
             any one of them cached satisfies the need.
         purpose: what it is, for messages ("checkpoint", "tokenizer", ...).
+        revision: the pinned hub commit: `models fetch` downloads it, lookups try its
+            snapshot before the one ``refs/main`` names (None: main only).
     """
 
     repo_id: str
     filenames: tuple[str, ...]
     purpose: str = ""
+    revision: str | None = None
 
     @property
     def label(self) -> str:
@@ -61,14 +64,21 @@ def is_offline() -> bool:
 
 
 def locate(f: HubFile) -> Path | None:
-    """The cached path of the first available alternative, or None."""
+    """The cached path of the first available alternative, or None.
+
+    A file fetched at a pinned commit sits in that commit's snapshot, which no ref
+    names; one fetched earlier sits under ``refs/main``. The pinned snapshot is
+    looked at first, then main.
+    """
     from huggingface_hub import try_to_load_from_cache
 
     root = cache_dir()
+    revisions: tuple[str | None, ...] = (f.revision, None) if f.revision else (None,)
     for name in f.filenames:
-        hit = try_to_load_from_cache(f.repo_id, name, cache_dir=root)
-        if isinstance(hit, str) and os.path.isfile(hit):
-            return Path(hit)
+        for revision in revisions:
+            hit = try_to_load_from_cache(f.repo_id, name, cache_dir=root, revision=revision)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return Path(hit)
     return None
 
 
@@ -155,7 +165,7 @@ def download(model_name: str, files: Sequence[HubFile]) -> list[Path]:
     for f in todo:
         for k, name in enumerate(f.filenames):
             try:
-                hf_hub_download(f.repo_id, name, cache_dir=cache_dir(), etag_timeout=10)
+                hf_hub_download(f.repo_id, name, cache_dir=cache_dir(), etag_timeout=10, revision=f.revision)
                 break
             except LocalEntryNotFoundError as exc:
                 raise ModelUnavailableError(
@@ -165,8 +175,9 @@ def download(model_name: str, files: Sequence[HubFile]) -> list[Path]:
                 ) from exc
             except EntryNotFoundError as exc:
                 if k + 1 < len(f.filenames):
-                    continue  # try the next alternative (e.g. pytorch_model.bin after model.safetensors)
-                raise ModelUnavailableError(f"{model_name}: {f.label} does not exist on the hub") from exc
+                    continue  # try the next alternative (e.g. model.safetensors after pytorch_model.bin)
+                at = f" at the pinned revision {f.revision}" if f.revision else ""
+                raise ModelUnavailableError(f"{model_name}: {f.label} does not exist on the hub{at}") from exc
             except (HfHubHTTPError, OSError, ValueError) as exc:
                 raise ModelUnavailableError(f"{model_name}: download of {f.label} failed: {first_line(exc)}") from exc
     return [p for p in (locate(f) for f in files) if p is not None]

@@ -16,7 +16,9 @@ forward passes are used unchanged; around them timbredb guards its traps:
 - input is quantised to int16 by the numpy API (clipping loud input, zeroing
   |x| < 1/32767): the default policy feeds float32 unchanged (DSP variants may
   exceed full scale); the "paper" policy quantises as the package does, and the
-  choice is part of the space (``int16_quantise``);
+  choice is part of the space (``int16_quantise``). It also resamples as the
+  file API's ``librosa.load(sr=48000)`` does (libsoxr HQ), so on files up to
+  10 s its vectors are the file API's;
 - autograd stays on in the API: every call runs in ``torch.inference_mode()``;
 - the device defaults to CUDA when present: timbredb passes the device explicitly.
 """
@@ -139,6 +141,11 @@ class LaionClapModel(TorchEmbeddingModel):
 
     def extra_policy(self) -> dict[str, Any]:
         return {"int16_quantise": self.quantise_int16, "audio_encoder": self.amodel, "fusion": self.fusion}
+
+    @property
+    def librosa_resampling(self) -> bool:
+        # the study loaded audio with librosa.load(sr=48000, mono=True)
+        return self.policy.name == "paper"
 
     # ------------------------------------------------------------ loading
     def hub_files(self) -> dict[str, hub.HubFile]:

@@ -9,7 +9,9 @@ forward pass. The package's traps and their guards:
 
 - its file API decodes with torchaudio.load (which needs torchcodec and fails)
   and concatenates stereo channels in time, then crops long files at a random
-  offset: never used; windows come from timbredb;
+  offset: never used; windows come from timbredb. The ``paper`` policy replicates
+  that path deterministically (channels joined end to end, torchaudio's resampler,
+  the first 7 s), because the study's vectors came from it;
 - a plain ``str`` is embedded character by character: ``embed_texts`` refuses a str;
 - GPT-2 text: the pad token is ``!`` (token id 0) and the package takes the
   last token before the first id 0, so a text containing ``!`` is read from
@@ -18,7 +20,10 @@ forward pass. The package's traps and their guards:
 - text over 77 tokens (100 for 2022) makes a batch crash: refused per text with
   VocabularyError, so one long prompt does not sink the others;
 - weights load with ``strict=False``, so an empty or mismatched checkpoint
-  loads silently: timbredb compares the checkpoint's keys with the model's;
+  loads silently: timbredb compares the checkpoint's keys with the model's, both
+  ways, leaving out only buffers the model derives from its config (see
+  ``DERIVED_BUFFERS``) and non-persistent buffers old checkpoints still carry
+  (GPT-2's ``attn.bias``/``attn.masked_bias``);
 - ``import msclap`` sets a process-wide ``warnings.filterwarnings("ignore")``
   and lowers transformers' log level: both are restored after loading.
 """
@@ -31,6 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from timbredb.audio import Audio
 from timbredb.errors import (
     ModelUnavailableError,
     TimbreDBError,
@@ -53,6 +59,10 @@ VERSIONS: dict[str, tuple[float, str, int]] = {
     "2022": (5.0, "bert-base-uncased", 100),
 }
 _WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+#: buffers the constructor computes from the config (HTSAT's Swin relative position index and
+#: shifted-window attention masks) or that carry no weights (batch-norm step counters): a
+#: checkpoint without them loads the same model, since msclap's strict=False keeps the computed ones
+DERIVED_BUFFERS = ("relative_position_index", "attn_mask", "num_batches_tracked")
 
 
 def needed_files(version: str, with_checkpoint: bool = True) -> dict[str, hub.HubFile]:
@@ -100,6 +110,55 @@ class MSClapModel(TorchEmbeddingModel):
         paper = WindowPolicy(kind="first", window_s=self.window_s, pad="repeat", pooling="mean", name="paper")
         return {"default": self.default_policy(), "paper": paper}
 
+    @property
+    def file_api(self) -> bool:
+        """The ``paper`` policy: the input the package's file API builds (see ``prepare``)."""
+        return self.policy.name == "paper"
+
+    @property
+    def needs_channels(self) -> bool:
+        return self.file_api
+
+    def channel_rule(self) -> str:
+        if self.file_api:
+            return "channels joined end to end in time (msclap file API: reshape(-1))"
+        return super().channel_rule()
+
+    def resampler(self) -> str:
+        if self.file_api:
+            return "torchaudio.transforms.Resample defaults (msclap file API)"
+        return super().resampler()
+
+    def prepare(self, audio: Audio) -> list[NDArray[np.float32]]:
+        """Windows of the clip; under ``paper``, of the signal msclap's file API builds.
+
+        ``get_audio_embeddings`` loads a file as (channels, frames), resamples it with
+        ``torchaudio.transforms.Resample`` and flattens it with ``reshape(-1)``: a
+        stereo file becomes its left channel followed by its right one, twice as long.
+        That signal is then tiled to 7 s or (longer) cropped at a random offset, which
+        ``paper`` replaces by the first 7 s.
+        """
+        if not self.file_api:
+            return super().prepare(audio)
+        self.check_audio(audio)
+        if audio.channels > 1 and audio.channel_samples is None:
+            raise TimbreDBError(
+                f"{self.label}: {audio.source} was decoded without its channels (decode(..., keep_channels=True))"
+            )
+        pcm = audio.channel_samples if audio.channel_samples is not None else audio.samples[:, None]
+        channels = np.ascontiguousarray(pcm.T, dtype=np.float32)
+        if audio.sample_rate != self.sample_rate:
+            import torch
+
+            from timbredb.models._compat import import_torchaudio
+
+            transforms = import_torchaudio().transforms
+            with torch.inference_mode():
+                resampled = transforms.Resample(audio.sample_rate, self.sample_rate)(torch.from_numpy(channels))
+            channels = resampled.numpy()
+        joined = np.ascontiguousarray(channels.reshape(-1), dtype=np.float32)
+        return self.policy.windows(joined, self.sample_rate)
+
     def check_policy(self, policy: WindowPolicy) -> None:
         if policy.kind not in ("consecutive", "first") or policy.window_s != self.window_s:
             raise TimbreDBError(
@@ -125,23 +184,38 @@ class MSClapModel(TorchEmbeddingModel):
                     f"{self.label}: {ckpt.name} is not an ms-clap {self.checkpoint} checkpoint "
                     f"({first_line(exc)[:200]})"
                 ) from exc
-        self._check_keys(ckpt, wrapper.clap.state_dict())
+        self._check_keys(ckpt, wrapper.clap)
         wrapper.clap.to(self.torch_device)
         wrapper.clap.eval()
         for p in wrapper.clap.parameters():
             p.requires_grad_(False)
         self._wrapper = wrapper
 
-    def _check_keys(self, ckpt: Path, expected: dict[str, Any]) -> None:
-        """The package loads with strict=False; insist the checkpoint covers the model."""
+    def _check_keys(self, ckpt: Path, module: Any) -> None:
+        """The package loads with strict=False; insist the checkpoint and the model match key for key.
+
+        Left out: buffers the model derives from its config (``DERIVED_BUFFERS``), when the
+        checkpoint lacks them, and keys naming buffers the model has but does not save
+        (non-persistent, e.g. GPT-2's ``attn.bias``/``attn.masked_bias``, which older
+        transformers saved), when the checkpoint has them.
+        """
         obj = torch_load(ckpt)  # readable: the package has just loaded it
         state = obj.get("model", obj) if isinstance(obj, dict) else {}
-        # batch-norm step counters do not change inference
-        missing = sorted(k for k in expected if k not in state and not k.endswith("num_batches_tracked"))
+        expected = module.state_dict()
+        buffers = dict(module.named_buffers())
+        derived = {k for k in buffers if k in expected and k.rsplit(".", 1)[-1] in DERIVED_BUFFERS}
+        unsaved = {k for k in buffers if k not in expected}
+        missing = sorted(k for k in expected if k not in state and k not in derived)
+        unexpected = sorted(k for k in state if k not in expected and k not in unsaved)
         if missing:
             raise ModelUnavailableError(
                 f"{self.label}: {ckpt.name} lacks {len(missing)} of the model's {len(expected)} weights "
                 f"(e.g. {missing[0]}); msclap would have loaded it silently with random weights"
+            )
+        if unexpected:
+            raise ModelUnavailableError(
+                f"{self.label}: {ckpt.name} has {len(unexpected)} weight(s) the {self.checkpoint} model does not "
+                f"(e.g. {unexpected[0]}); msclap would have ignored them silently: pick the matching version"
             )
 
     @property

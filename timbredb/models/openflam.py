@@ -13,8 +13,9 @@ and the model is usable when ``openflam`` and ``lightning`` import. Weights:
 plus ``roberta-base``, both from the Hugging Face cache.
 
 Audio: 10 s windows at 48 kHz, fed as tensors (the package takes exactly
-480000 samples); the "paper" policy truncates or zero-pads to the first 10 s,
-as the published study did.
+480000 samples); the "paper" policy truncates or zero-pads to the first 10 s
+of ``librosa.load(sr=48000, mono=True)``'s output (libsoxr HQ), as the published
+study did.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from timbredb.errors import ModelUnavailableError, TimbreDBError, VocabularyError
-from timbredb.models import _compat, hub
+from timbredb.models import _compat, hub, pins
 from timbredb.models._torch import (
     UNREADABLE,
     TorchEmbeddingModel,
@@ -66,7 +67,7 @@ def availability(spec: ModelSpec, data_dir: Path | None, checkpoint: str) -> Ava
             f"missing package(s) {', '.join(absent)}; OpenFLAM's pins (torch<2.8, transformers==4.56.1) clash with "
             f"the models extra, so install it without them: {INSTALL}",
         )
-    return weights_availability(spec.id, list(needed_files(checkpoint).values()))
+    return weights_availability(spec.id, list(pins.with_pins(spec, needed_files(checkpoint)).values()))
 
 
 class OpenFLAMModel(TorchEmbeddingModel):
@@ -90,6 +91,11 @@ class OpenFLAMModel(TorchEmbeddingModel):
     def check_policy(self, policy: WindowPolicy) -> None:
         if policy.kind not in ("consecutive", "first") or policy.window_s != WINDOW_S:
             raise TimbreDBError(f"{self.spec.id}: the audio encoder takes exactly 10 s windows")
+
+    @property
+    def librosa_resampling(self) -> bool:
+        # the study loaded audio with librosa.load(sr=48000, mono=True)
+        return self.policy.name == "paper"
 
     def hub_files(self) -> dict[str, hub.HubFile]:
         return needed_files(self.checkpoint, with_checkpoint=self.weights is None)
