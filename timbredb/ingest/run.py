@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from timbredb.datasets.registry import datasets, ingest_function
 from timbredb.download import ensure_dataset
@@ -12,7 +14,10 @@ from timbredb.ingest.options import IngestOptions
 from timbredb.models import SPECS, load, usable_models
 from timbredb.progress import ProgressFactory, WarnFn, ignore, silent
 from timbredb.store import Store
-from timbredb.vocabularies import BARE, BUILTIN, DEFAULT_VOCABULARY, check_template
+from timbredb.vocabularies import BARE, BUILTIN, DEFAULT_VOCABULARY, check_template, prompt_set
+
+#: `timbredb ingest ratings PATH`: a rated dataset a user brings (timbredb.datasets.rated)
+RATINGS = "ratings"
 
 
 def _is_dataset(target: str) -> bool:
@@ -48,8 +53,13 @@ def run_ingest(
         options: the typed ingest options.
         progress, warn: progress bars and one-line warnings (stderr in the CLI).
     """
+    if options.prompt_set is not None:
+        options = replace(options, prompts=list(dict.fromkeys([*options.prompts, *prompt_set(options.prompt_set)])))
     for t in options.prompts:
         check_template(t)
+    rated = _prepare_ratings(targets, options)
+    if rated is not None:
+        return _run_ratings(db, data_dir, rated, options, progress, warn)
     targets = targets or list(datasets())
     for target in targets:
         # a missing dataset is downloaded first, so models built from its data (socialfx-eq) are usable
@@ -91,4 +101,45 @@ def run_ingest(
         if paths:
             ingestor.add_paths(paths)
             ingestor.add_descriptors(BUILTIN[DEFAULT_VOCABULARY], options.prompts or [BARE], vocabulary=DEFAULT_VOCABULARY)
+        return ingestor.finish()
+
+
+# ---------------------------------------------------------------- `ingest ratings` (issue 11)
+def _prepare_ratings(targets: list[str], options: IngestOptions) -> tuple[str, Any] | None:
+    """The validated rated dataset of `ingest ratings PATH`, or None for any other ingest.
+
+    Everything is read and validated here, before a model loads or the store opens, so
+    a malformed file is one error line and writes nothing.
+    """
+    from timbredb.datasets import rated
+
+    if not targets or targets[0] != RATINGS or Path(RATINGS).exists():
+        if options.rating_audio is not None or options.rating_name is not None:
+            raise TimbreDBError("--audio and --name belong to `timbredb ingest ratings PATH`")
+        return None
+    if len(targets) != 2:
+        raise TimbreDBError("`timbredb ingest ratings` takes one FILE.csv or folder (then --audio DIR, --name NAME)")
+    path = targets[1]
+    return path, rated.prepare(Path(path), options.rating_audio, options.rating_name)
+
+
+def _run_ratings(
+    db: Path, data_dir: Path, prepared: tuple[str, Any], options: IngestOptions, progress: ProgressFactory,
+    warn: WarnFn,
+) -> IngestSummary:
+    from timbredb.datasets import rated
+
+    path, (data, files) = prepared
+    names = options.models or usable_models(data_dir)
+    if not names:
+        raise ModelUnavailableError("no model is usable here; see `timbredb models list`")
+    if options.weights is not None and len(names) != 1:
+        raise TimbreDBError("--weights needs exactly one model in --models")
+    models = [
+        load(n, device=options.device, dtype=options.dtype, data_dir=data_dir, weights=options.weights) for n in names
+    ]
+    with Store(db) as store:
+        ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
+                            command=f"ingest ratings {path}")
+        ingestor.summary.datasets[data.name] = rated.ingest(ingestor, data, files, options)
         return ingestor.finish()
