@@ -21,7 +21,7 @@ interrupted work adds no duplicates.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -533,7 +533,7 @@ class Store:
         """Every rated dataset with stimuli, listener ratings or SDs."""
         return [str(r[0]) for r in self._run("rated_dataset_names")]
 
-    def replace_imported_exp1(self, dataset: str, rows_by_model: dict[str, Sequence[dict[str, Any]]]) -> dict[str, int]:
+    def replace_imported_exp1(self, dataset: str, rows_by_model: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, int]:
         """Replace the exp1 rows filed under each model name, all in one transaction.
 
         Returns:

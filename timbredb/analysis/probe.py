@@ -284,10 +284,10 @@ def run_probe(
             continue
         tv = text.get(space.space_id, {})
         zero_shot = {d: rated.cosines(raw, v) for d, v in tv.items()}
-        split = None
+        split: tuple[str, str, NDArray[np.bool_], NDArray[np.bool_]] | None = None
         if train_group is not None and test_group is not None:
-            g = ratings.groups[[idx[s] for s in names]]
-            split = (train_group, test_group, g == train_group, g == test_group)
+            member = np.asarray(ratings.groups[[idx[s] for s in names]], dtype=str)
+            split = (train_group, test_group, np.asarray(member == train_group), np.asarray(member == test_group))
         rows.extend(_ridge_rows(dataset, space.label, x, r, ratings.descriptors, zero_shot, n_permutations, seed, split))
     if not rows:
         raise AnalysisError(

@@ -27,7 +27,7 @@ def ceiling_bars(rows: pl.DataFrame, title: str) -> Figure:
     width = 0.8 / len(methods)
     for k, method in enumerate(methods):
         lookup = {r["descriptor"]: r["ceiling_r"] for r in rows.filter(pl.col("method") == method).iter_rows(named=True)}
-        vals = [lookup.get(d) if lookup.get(d) is not None else np.nan for d in descriptors]
+        vals = np.array([np.nan if lookup.get(d) is None else float(lookup[d]) for d in descriptors])
         ax.bar(x - 0.4 + width * (k + 0.5), vals, width, color=OKABE_ITO[k], label=method)
     ax.set_xticks(x, descriptors, rotation=45, ha="right")
     ax.set_ylim(0, 1.05)
