@@ -151,7 +151,7 @@ def test_query_prompts_rows_summaries_and_ensemble(store_fx, data_dir: Path) -> 
 def test_default_prompt_set_is_embedded_and_exp2_ensemble_works(filled_db: Path, synth_data_dir: Path,
                                                                  tmp_path: Path) -> None:
     from tests.conftest import copy_store
-    from timbredb.ingest import IngestOptions, Ingestor
+    from timbredb.ingest import Ingestor
     from timbredb.models import load
 
     default = PROMPT_SETS["default"]
@@ -163,8 +163,8 @@ def test_default_prompt_set_is_embedded_and_exp2_ensemble_works(filled_db: Path,
         ing.add_descriptors(["bright", "warm"], list(default))
         ing.finish()
     with Store(db, read_only=True) as store:
-        from timbredb.analysis.prompts import run_prompts
         from timbredb.analysis.exp2 import run_exp2
+        from timbredb.analysis.prompts import run_prompts
 
         res = run_prompts(store, exp="exp2", model="socialfx-eq")["prompts"]
         ens = run_exp2(store, model="socialfx-eq", template="ensemble", detail=True)["trajectories"]
@@ -176,6 +176,12 @@ def test_default_prompt_set_is_embedded_and_exp2_ensemble_works(filled_db: Path,
     for word in ("bright", "warm"):  # the filled store embeds hall and church with 'a {} sound' only
         vals = res.filter((res["descriptor"] == word) & (res["metric"] == "mean_pearson_r") & ~res["template"].is_in(
             ["mean", "sd", "min", "max"]))["value"].to_numpy()
+        assert vals.size == len(default) + 1
+        np.testing.assert_allclose(vals, vals[0], atol=1e-6)
+    # 'all' is over the words every template has (bright, warm; not hall/church of 'a {} sound' alone): equal too
+    overall = res.filter((res["descriptor"] == "all") & ~res["template"].is_in(["mean", "sd", "min", "max"]))
+    for metric in ("pos_slope_rate", "mean_pearson_r"):
+        vals = overall.filter(overall["metric"] == metric)["value"].to_numpy()
         assert vals.size == len(default) + 1
         np.testing.assert_allclose(vals, vals[0], atol=1e-6)
     sd = res.filter((res["descriptor"] == "bright") & (res["template"] == "sd") & (res["metric"] == "pos_slope_rate"))

@@ -7,10 +7,12 @@ least two templates):
 
 * exp1 (``--dataset``, default CCMusic): metric ``pearson_r`` per descriptor, the
   descriptor-level Pearson r over all stimuli; descriptor ``all`` carries
-  ``mean_pearson_r``, the mean of the finite descriptor r's.
+  ``mean_pearson_r``, the mean r over the descriptors that every stored template
+  of the model has a finite r for (so the templates are compared on the same words).
 * exp2: per descriptor, over its trajectories (every effect and source):
   ``pos_slope_rate`` (fraction with slope > 0) and ``mean_pearson_r`` (mean r of
-  Δ vs strength); descriptor ``all`` over every trajectory.
+  Δ vs strength); descriptor ``all`` over the trajectories of the descriptors
+  every stored template has.
 
 Summary rows (template ``mean``, ``sd``, ``min``, ``max``): per model,
 descriptor and metric, the mean, sample SD (ddof = 1; NaN with one template),
@@ -61,30 +63,27 @@ def _exp1_values(store: Store, dataset: str, space_id: str, template: str, descr
     if pairs.is_empty():
         return []
     d = analyse_pairs(pairs, descriptors, n_bootstrap=0, n_permutations=0)["descriptors"].filter(pl.col("split") == ALL)
-    rows = [(str(r["descriptor"]), "pearson_r", float(r["pearson_r"])) for r in d.iter_rows(named=True)]
-    rows.append((ALL, "mean_pearson_r", stats.nanmean(d["pearson_r"].to_numpy())))
-    return rows
+    return [(str(r["descriptor"]), "pearson_r", float(r["pearson_r"])) for r in d.iter_rows(named=True)]
 
 
-def _exp2_values(store: Store, label: str, template: str) -> list[tuple[str, str, float]]:
+def _exp2_trajectories(store: Store, label: str, template: str) -> pl.DataFrame:
     from timbredb.analysis.exp2 import trajectories
 
     points = queries.run(store, "exp2_trajectories", models=[label], template=template)
-    if points.is_empty():
-        return []
-    traj = trajectories(points)
-    rows: list[tuple[str, str, float]] = []
+    return trajectories(points) if points.height else pl.DataFrame()
 
-    def add(name: str, t: pl.DataFrame) -> None:
-        slope = t["slope"].to_numpy().astype(np.float64)
-        finite = slope[np.isfinite(slope)]
-        rows.append((name, "pos_slope_rate", float(np.mean(finite > 0)) if finite.size else float("nan")))
-        rows.append((name, "mean_pearson_r", stats.nanmean(t["pearson_r"].to_numpy())))
 
-    for (word,), t in traj.group_by("descriptor", maintain_order=True):
-        add(str(word), t)
-    add(ALL, traj)
-    return rows
+def _exp2_values(traj: pl.DataFrame, name: str) -> list[tuple[str, str, float]]:
+    slope = traj["slope"].to_numpy().astype(np.float64)
+    finite = slope[np.isfinite(slope)]
+    return [(name, "pos_slope_rate", float(np.mean(finite > 0)) if finite.size else float("nan")),
+            (name, "mean_pearson_r", stats.nanmean(traj["pearson_r"].to_numpy()))]
+
+
+def _common(per_template: dict[str, set[str]]) -> set[str]:
+    """The descriptors every stored template (the ensemble aside) has a result for."""
+    sets = [v for t, v in per_template.items() if t != ENSEMBLE]
+    return set.intersection(*sets) if sets else set()
 
 
 def summarise(rows: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -131,14 +130,28 @@ def run_prompts(
     rows: list[dict[str, object]] = []
     for label, (space_id, templates) in _templates(store, exp, model).items():
         tried = [*templates, ENSEMBLE] if space_id is not None and len(templates) >= 2 else templates
-        for t in tried:
-            if exp == "exp1":
-                assert space_id is not None
+        found: dict[str, list[tuple[str, str, float]]] = {}
+        if exp == "exp1":
+            assert space_id is not None
+            for t in tried:
                 values = _exp1_values(store, dataset, space_id, t, descriptors)
-            else:
-                values = _exp2_values(store, label, t)
+                if values:
+                    found[t] = values
+            common = _common({t: {d for d, _, v in vals if np.isfinite(v)} for t, vals in found.items()})
+            for vals in found.values():
+                # "all" over the descriptors every template has, so templates are compared on the same words
+                vals.append((ALL, "mean_pearson_r", stats.nanmean(np.array([v for d, _, v in vals if d in common]))))
+        else:
+            trajs = {t: tr for t in tried if not (tr := _exp2_trajectories(store, label, t)).is_empty()}
+            common = _common({t: set(tr["descriptor"].to_list()) for t, tr in trajs.items()})
+            for t, tr in trajs.items():
+                vals = [v for (word,), g in tr.group_by("descriptor", maintain_order=True)
+                        for v in _exp2_values(g, str(word))]
+                vals.extend(_exp2_values(tr.filter(pl.col("descriptor").is_in(sorted(common))), ALL))
+                found[t] = vals
+        for t, vals in found.items():
             rows.extend({"exp": exp, "model": label, "descriptor": d, "template": t, "metric": m, "value": v}
-                        for d, m, v in values)
+                        for d, m, v in vals)
     if not rows:
         where = f"dataset {dataset!r}" if exp == "exp1" else "Experiment 2"
         raise AnalysisError(f"no {exp} results for any template" + (f" of model {model!r}" if model else "")

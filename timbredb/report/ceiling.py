@@ -63,7 +63,7 @@ def section(ctx: ReportContext) -> Section:
         except (TimbreDBError, duckdb.Error):
             continue
         if "ceiling_r" in desc.columns:
-            near = desc.filter(pl.col("ceiling_r").is_finite()).select(
+            near = desc.filter(pl.col("ceiling_r").is_finite() & pl.col("pearson_r").is_finite()).select(
                 "model", "split", "descriptor", "n", "pearson_r", "ceiling_r", "r_over_ceiling")
             if near.height:
                 sec.add(ctx.writer.table(near.sort("model", "split", "descriptor"), f"ceiling_vs_exp1_{dataset}",

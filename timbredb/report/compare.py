@@ -42,7 +42,7 @@ def forest(rows: pl.DataFrame, title: str) -> Figure:
     ax.scatter(diff[sig], y[sig], color="#D55E00", marker="D", zorder=3, label="Holm-adjusted p < 0.05")
     _zero_line(ax, horizontal=False)
     ax.set_yticks(y, labels)
-    ax.set_xlabel("difference of mean Pearson r (model a − model b), bootstrap 95 % interval")
+    ax.set_xlabel("mean r of a − mean r of b (bootstrap 95 % interval)")
     ax.set_title(title)
     fig.legend(loc="outside lower center", ncols=2, frameon=False)
     return fig
@@ -72,7 +72,7 @@ def section(ctx: ReportContext) -> Section:
             main = df.filter((pl.col("split") == "all") & (pl.col("metric") == "pearson_r"))
             if main.height:
                 sec.add(ctx.writer.figure(
-                    forest(main, "Experiment 1: paired differences of Pearson r (all instruments)"),
+                    forest(main, "Experiment 1, paired differences of Pearson r"),
                     "compare_exp1_forest",
                     "Experiment 1, split all, Pearson r: the difference between two models' mean r over the "
                     "descriptors (descriptor level) or instruments (instrument level), with its bootstrap 95 % "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import duckdb
 import numpy as np
 import polars as pl
@@ -27,21 +29,28 @@ def template_dots(rows: pl.DataFrame, metric: str, title: str) -> Figure:
         descriptors = sorted(set(sub["descriptor"].to_list()))
         pos = {d: i for i, d in enumerate(descriptors)}
         templates = [t for t in dict.fromkeys(sub["template"].to_list()) if t != ENSEMBLE]
+        # templates side by side within a descriptor's slot, so equal values stay visible
+        step = 0.6 / max(len(templates), 1)
         for k, t in enumerate(templates):
             part = sub.filter(pl.col("template") == t)
-            ax.scatter([pos[d] for d in part["descriptor"].to_list()], part["value"].to_list(), s=14,
-                       color=OKABE_ITO[k % len(OKABE_ITO)], label=repr(t), alpha=0.85)
+            offset = -0.3 + step * (k + 0.5)
+            ax.scatter([pos[d] + offset for d in part["descriptor"].to_list()], part["value"].to_list(), s=14,
+                       color=OKABE_ITO[k % len(OKABE_ITO)], label=repr(t), alpha=0.85, zorder=3)
         ens = sub.filter(pl.col("template") == ENSEMBLE)
         if ens.height:
-            ax.scatter([pos[d] for d in ens["descriptor"].to_list()], ens["value"].to_list(), s=40, marker="x",
-                       color="black", label="ensemble")
+            ax.scatter([pos[d] for d in ens["descriptor"].to_list()], ens["value"].to_list(), s=60, marker="_",
+                       linewidths=2, color="black", label="ensemble", zorder=4)
         _zero_line(ax)
+        ax.set_xlim(-0.6, len(descriptors) - 0.4)
         ax.set_xticks(range(len(descriptors)), descriptors, rotation=45, ha="right")
         ax.set_ylabel(metric.replace("_", " "))
         ax.set_title(model)
     fig.suptitle(title)
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=4, frameon=False)
+    legend: dict[str, Any] = {}
+    for ax in axes:  # models may have different templates: one legend entry per template of any panel
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(name, handle)
+    fig.legend(list(legend.values()), list(legend), loc="outside lower center", ncols=4, frameon=False)
     return fig
 
 
@@ -51,7 +60,7 @@ def section(ctx: ReportContext) -> Section:
         "Every template stored for a model (`timbredb ingest --prompt-set default` embeds eight), and the ensemble "
         "(the mean of a word's L2-normalised template vectors, the CLIP recipe): Experiment 1's descriptor-level r "
         "and Experiment 2's positive-slope rate and mean r per template, with their mean, SD, min and max across "
-        "the stored templates."
+        "the stored templates; 'all' is over the descriptors every template has."
     )
     found = 0
     problems = []
@@ -71,7 +80,7 @@ def section(ctx: ReportContext) -> Section:
             sec.add(ctx.writer.figure(
                 template_dots(shown, metric, f"{exp} per template{' (' + dataset + ')' if dataset else ''}"),
                 f"prompts_{tag}", f"{exp}: {metric.replace('_', ' ')} per descriptor for every stored template "
-                "(dots) and the ensemble (crosses)."))
+                "(dots, side by side) and the ensemble (black bars)."))
         overall = per_template.filter(pl.col("descriptor") == "all").pivot(on="metric", index=["model", "template"],
                                                                            values="value")
         sec.add(ctx.writer.table(overall, f"prompts_{tag}_overall",
@@ -79,7 +88,8 @@ def section(ctx: ReportContext) -> Section:
         summary = df.filter(pl.col("template").is_in(list(SUMMARIES))).pivot(
             on="template", index=["model", "descriptor", "metric"], values="value")
         sec.add(ctx.writer.table(summary, f"prompts_{tag}_spread",
-                                 f"{exp}: mean, SD, min and max across the stored templates.", max_rows=200))
+                                 f"{exp}: mean, SD, min and max across the stored templates; 'all' is over the "
+                                 "descriptors every template has.", max_rows=200))
     if not found:
         sec.status = "no data"
         sec.note("No data: " + "; ".join(problems), "nodata")
