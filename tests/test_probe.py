@@ -194,3 +194,19 @@ def test_fewer_than_three_stimuli_is_refused(tmp_path: Path, data_dir: Path) -> 
     for command in (["probe"], ["axes", "--pairs", "bright:dim"], ["exp1"]):
         res = CLI(db, data_dir)("query", *command, "--dataset", "toy", ok=False)
         assert res.exit_code == 1 and "at least 3" in res.stderr, (command, res.stderr)
+
+
+def test_missing_and_constant_ratings() -> None:
+    """A descriptor rated on fewer stimuli is probed on those (its own folds); a constant one has no r."""
+    rng = np.random.default_rng(8)
+    x = _unit(rng.standard_normal((13, 5)))
+    y = x @ rng.standard_normal(5) * 2 + rng.normal(0, 0.5, 13)
+    gappy = y.copy()
+    gappy[[2, 7]] = np.nan
+    ratings = np.column_stack([y, gappy, np.full(13, 4.0)])
+    rows = {r["descriptor"]: r for r in probe._ridge_rows("d", "m", x, ratings, ["full", "gappy", "flat"], {}, 0, 0, None)}
+    ok = np.isfinite(gappy)
+    pred, _ = sklearn_nested(x[ok], gappy[ok])
+    assert rows["gappy"]["n"] == 11 and rows["full"]["n"] == 13
+    assert rows["gappy"]["pearson_r"] == pytest.approx(sps.pearsonr(gappy[ok], pred)[0], abs=1e-7)
+    assert math.isnan(rows["flat"]["pearson_r"]) and math.isnan(rows["flat"]["r2"])

@@ -222,3 +222,17 @@ def test_ccmusic_exp1_output_is_byte_for_byte_the_old_computation(tmp_path: Path
                 assert plain == named == expected + "\n"
     bad = cli("query", "exp1", "--dataset", "nope", ok=False)
     assert bad.exit_code == 1 and "no rated dataset 'nope'" in bad.stderr
+
+
+def test_a_dataset_without_groups_has_only_the_pooled_split(tmp_path: Path, data_dir: Path) -> None:
+    stimuli = [(n, "", r) for n, _, r in _stimuli()]
+    ratings = _ratings(stimuli)
+    audio = _audio(tmp_path / "audio", stimuli)
+    path = _write(tmp_path / "plain.csv", ["stimulus", "descriptor", "rating"],
+                  [[n, w, ratings[(n, w)]] for n, _, _ in stimuli for w in WORDS])
+    cli = CLI(tmp_path / "s.duckdb", data_dir)
+    cli("ingest", "ratings", str(path), "--audio", str(audio), "--models", "socialfx-eq")
+    res = json.loads(cli("query", "exp1", "--dataset", "plain", "--bootstrap", "0", "--permutations", "0",
+                         "--format", "json").stdout)
+    assert {r["split"] for r in res["descriptors"]} == {"all"} and [s["split"] for s in res["splits"]] == ["all"]
+    assert {r["split"] for r in res["instruments"]} == {""}
