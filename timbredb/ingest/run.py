@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from timbredb.datasets.registry import datasets, ingest_function
 from timbredb.download import ensure_dataset
@@ -16,8 +16,13 @@ from timbredb.progress import ProgressFactory, WarnFn, ignore, silent
 from timbredb.store import Store
 from timbredb.vocabularies import BARE, BUILTIN, DEFAULT_VOCABULARY, check_template, prompt_set
 
+if TYPE_CHECKING:
+    from timbredb.datasets.rated import RatedData
+
 #: `timbredb ingest ratings PATH`: a rated dataset a user brings (timbredb.datasets.rated)
 RATINGS = "ratings"
+#: (the PATH given, (its validated data, stimulus -> recording))
+Prepared = tuple[str, "tuple[RatedData, dict[str, Path]]"]
 
 
 def _is_dataset(target: str) -> bool:
@@ -105,7 +110,7 @@ def run_ingest(
 
 
 # ---------------------------------------------------------------- `ingest ratings` (issue 11)
-def _prepare_ratings(targets: list[str], options: IngestOptions) -> tuple[str, Any] | None:
+def _prepare_ratings(targets: list[str], options: IngestOptions) -> Prepared | None:
     """The validated rated dataset of `ingest ratings PATH`, or None for any other ingest.
 
     Everything is read and validated here, before a model loads or the store opens, so
@@ -124,7 +129,7 @@ def _prepare_ratings(targets: list[str], options: IngestOptions) -> tuple[str, A
 
 
 def _run_ratings(
-    db: Path, data_dir: Path, prepared: tuple[str, Any], options: IngestOptions, progress: ProgressFactory,
+    db: Path, data_dir: Path, prepared: Prepared, options: IngestOptions, progress: ProgressFactory,
     warn: WarnFn,
 ) -> IngestSummary:
     from timbredb.datasets import rated
