@@ -11,8 +11,15 @@
 -- strength (s in (0, 1]), original_cosine (cos(original, prompt)), variant_cosine
 -- (cos(variant at s, prompt)), delta (variant_cosine - original_cosine),
 -- origin ('local' | 'imported'), renderer_version (NULL when imported).
+-- $template 'ensemble' reads exp2_ensemble_trajectories (the mean of each word's
+-- normalised template vectors; local variants only).
 WITH latest AS (
     SELECT renderer_version FROM variants ORDER BY seen_at DESC, created_at DESC, renderer_version LIMIT 1
+),
+points AS (
+    SELECT * FROM exp2_trajectories
+    UNION ALL
+    SELECT * FROM exp2_ensemble_trajectories
 )
 SELECT model,
        effect,
@@ -26,7 +33,7 @@ SELECT model,
        CAST(delta AS DOUBLE) AS delta,
        origin,
        renderer_version
-FROM exp2_trajectories
+FROM points
 WHERE template = $template
   AND ($models IS NULL OR list_contains($models, model))
   AND (origin = 'imported' OR renderer_version = coalesce($renderer, (SELECT renderer_version FROM latest)))

@@ -181,3 +181,108 @@ def data_root(root: Path, real_data_dir: Path | None) -> Path:
     if real_data_dir is not None and not (root / "audealize").exists():
         (root / "audealize").symlink_to(real_data_dir / "audealize", target_is_directory=True)
     return root
+
+
+# ---------------------------------------------------------------- per-listener files (issue 11)
+def listener_ratings(
+    instruments: list[SynthInstrument], terms: tuple[str, ...] = ("soft", "thin", "pure"), n_listeners: int = 6,
+    noise: float = 1.0, seed: int = 1,
+) -> dict[tuple[str, str], list[float | None]]:
+    """(instrument, term) -> each listener's integer rating: the mean rating plus listener noise, clipped to 1-10."""
+    rng = np.random.default_rng(seed)
+    out: dict[tuple[str, str], list[float | None]] = {}
+    for inst in instruments:
+        for t in terms:
+            out[(inst.name, t)] = [float(np.clip(round(inst.ratings[t] + rng.normal(0, noise)), 1, 10))
+                                   for _ in range(n_listeners)]
+    return out
+
+
+def write_listener_files(
+    folder: Path, instruments: list[SynthInstrument], raw: dict[tuple[str, str], list[float | None]],
+    missing: tuple[tuple[str, str, int], ...] = (),
+) -> tuple[Path, Path]:
+    """CCMusic's two per-listener files, in the layout of ../shared/data/ccmusic (synthetic numbers).
+
+    ``ccmusic_chinese_ratings_<terms>_long.csv`` (term_zh, term_hf, term_hist, listener, instrument_id,
+    rating, raw_if_invalid) with an empty rating for each (instrument, term, listener index) in
+    ``missing``, and ``ccmusic_chinese_sd_by_term.csv`` (one row per CCMusic term, one column per
+    instrument, mean_sd, sd_of_sd, then a term_consistency summary row): the SD (ddof = 1) of the raw
+    ratings where there are some, else a synthetic value.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    terms = sorted({t for _, t in raw}, key=list(CCMUSIC).index)
+    long_path = folder / f"ccmusic_chinese_ratings_{'_'.join(terms)}_long.csv"
+    gone = {(i, t, k) for i, t, k in missing}
+    with long_path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["term_zh", "term_hf", "term_hist", "listener", "instrument_id", "rating", "raw_if_invalid"])
+        for t in terms:
+            for k in range(len(next(iter(raw.values())))):
+                for inst in instruments:
+                    v = raw[(inst.name, t)][k]
+                    invalid = (inst.name, t, k) in gone
+                    w.writerow(["词", HISTORICAL_TO_HUB[t], t, k + 1, inst.name, "" if invalid or v is None else v,
+                                "1&7" if invalid else ""])
+    sd_path = folder / "ccmusic_chinese_sd_by_term.csv"
+    with sd_path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["term_zh", "term_hf", "term_hist", *[i.name for i in instruments], "mean_sd", "sd_of_sd"])
+        for j, t in enumerate(HUB_ORDER):
+            hist = HUB_TO_HISTORICAL[t]
+            sds = []
+            for i, inst in enumerate(instruments):
+                if (inst.name, hist) in raw:
+                    vals = [v for k, v in enumerate(raw[(inst.name, hist)]) if v is not None and (inst.name, hist, k) not in gone]
+                    sds.append(float(np.std(vals, ddof=1)))
+                else:
+                    sds.append(0.8 + 0.05 * ((i + j) % 7))
+            w.writerow(["词", t, hist, *[f"{v:.6f}" for v in sds], f"{np.mean(sds):.6f}", f"{np.std(sds, ddof=1):.6f}"])
+        w.writerow(["术语一致性", "term_consistency(row 18)", "", *["1.0"] * len(instruments), "", ""])
+    return long_path, sd_path
+
+
+# ---------------------------------------------------------------- the study release's exp1 layout (issue 11)
+def write_release(
+    folder: Path,
+    models: dict[str, tuple[dict[str, tuple[float, float]], dict[str, dict[str, tuple[float, float]]]]],
+    descriptor_names: dict[str, str] | None = None,
+) -> Path:
+    """A folder in the study release's ``results/reference/experiment1`` layout (synthetic numbers).
+
+    Args:
+        models: file-name model -> (descriptor -> (pearson, spearman), split -> instrument -> (pearson, spearman)).
+        descriptor_names: file-name model -> the name descriptors.csv uses (the release writes LAION_CLAP there).
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    names = descriptor_names or {}
+    with (folder / "descriptors.csv").open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["model", "descriptor", "pearson", "spearman"])
+        descriptors = sorted({d for desc, _ in models.values() for d in desc})
+        for d in descriptors:
+            for m, (desc, _) in models.items():
+                if d in desc:
+                    w.writerow([names.get(m, m), d, repr(desc[d][0]), repr(desc[d][1])])
+    for m, (_, splits) in models.items():
+        for split, rows in splits.items():
+            with (folder / f"{m}_{split}.csv").open("w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f, lineterminator="\n")
+                w.writerow(["instrument", "pearson", "spearman"])
+                for inst, (r, rho) in rows.items():
+                    w.writerow([inst, repr(r), repr(rho)])
+    return folder
+
+
+def synthetic_release(instruments: list[SynthInstrument], models: tuple[str, ...], seed: int = 5
+                      ) -> dict[str, tuple[dict[str, tuple[float, float]], dict[str, dict[str, tuple[float, float]]]]]:
+    """Random correlations in [-0.6, 0.6] for every model, descriptor and instrument (the model's index shifts them)."""
+    rng = np.random.default_rng(seed)
+    out: dict[str, tuple[dict[str, tuple[float, float]], dict[str, dict[str, tuple[float, float]]]]] = {}
+    for k, m in enumerate(models):
+        desc = {d: (float(rng.uniform(-0.6, 0.6) + 0.05 * k), float(rng.uniform(-0.6, 0.6))) for d in CCMUSIC}
+        splits: dict[str, dict[str, tuple[float, float]]] = {}
+        for inst in instruments:
+            splits.setdefault(inst.split, {})[inst.name] = (float(rng.uniform(-0.6, 0.6)), float(rng.uniform(-0.6, 0.6)))
+        out[m] = (desc, splits)
+    return out

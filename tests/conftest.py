@@ -42,7 +42,14 @@ def data_dir(real_data_dir: Path) -> Path:
 def filled_db(tmp_path_factory: pytest.TempPathFactory, synth_data_dir: Path) -> Path:
     """A store holding every dataset (synthesized CCMusic, Audealize, timbremetrics) embedded by both
     baselines. Session-wide and shared: open it read-only, or copy it (``copy_store``) to change it."""
-    from tests.ccmusic_fixture import make_instruments, write_local
+    from tests.ccmusic_fixture import (
+        listener_ratings,
+        make_instruments,
+        synthetic_release,
+        write_listener_files,
+        write_local,
+        write_release,
+    )
     from timbredb.ingest import IngestOptions, run_ingest
 
     root = tmp_path_factory.mktemp("filled")
@@ -50,12 +57,22 @@ def filled_db(tmp_path_factory: pytest.TempPathFactory, synth_data_dir: Path) ->
     data.mkdir()
     for name in ("audealize", "timbremetrics"):
         (data / name).symlink_to(synth_data_dir / name, target_is_directory=True)
-    write_local(data, make_instruments(n_chinese=4, n_western=3, seconds=0.5))
+    instruments = make_instruments(n_chinese=4, n_western=3, seconds=0.5)
+    folder = write_local(data, instruments)
+    chinese = [i for i in instruments if i.split == "chinese"]
+    write_listener_files(folder, chinese, listener_ratings(chinese))  # issue 11: noise ceilings
     db = root / "filled.duckdb"
     options = IngestOptions(models=["mfcc", "socialfx-eq"], words="bright,warm,hall,church", strengths="0.5,1.0",
                             length_s=1.0)
     summary = run_ingest(db, data, [], options)
     assert not summary.errors, summary.errors
+    # issue 11: exp1 results computed elsewhere, in the study release's layout
+    from timbredb.importers.exp1 import import_results
+    from timbredb.store import Store
+
+    release = write_release(root / "release", synthetic_release(instruments, ("laion-clap", "msclap")))
+    with Store(db) as store:
+        import_results(store, release)
     return db
 
 

@@ -140,16 +140,41 @@ def filled(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> tuple[Pa
     tmp = tmp_path_factory.mktemp("report")
     root = _data_root(tmp / "data", data_dir)
     cli = CLI(tmp / "store.duckdb", root)
+    _listener_files(root / "ccmusic")  # issue 11: noise ceilings
     cli("ingest", "ccmusic", "timbremetrics", "--models", "mfcc,socialfx-eq")
     cli("ingest", "audealize", "--models", "mfcc,socialfx-eq", "--words", "bright,warm",
         "--strengths", "0.5,1.0", "--length-s", "2")
     # results computed elsewhere, filed under a published model's name: compared with the study
     cli("import", "exp2", str(_study_csv(tmp / "laion-clap.csv")), "--model", "laion-clap")
+    cli("import", "exp1", str(_release(tmp / "release")))  # issue 11
     return tmp / "store.duckdb", root
 
 
+def _listener_files(folder: Path) -> None:
+    """CCMusic's listener files for the synthetic instruments' Chinese half (issue 11)."""
+    from tests.ccmusic_fixture import SynthInstrument, listener_ratings, write_listener_files
+
+    rows = list(csv.reader((folder / "ratings.csv").open(encoding="utf-8")))
+    chinese = [SynthInstrument(r[0], r[1], np.zeros(1, np.float32), 0.0, 0.0, dict(zip(rows[0][2:], map(float, r[2:]))))
+               for r in rows[1:] if r[1] == "chinese"]
+    write_listener_files(folder, chinese, listener_ratings(chinese))
+
+
+def _release(folder: Path) -> Path:
+    """The study release's exp1 layout for the synthetic instruments, two models (issue 11)."""
+    from tests.ccmusic_fixture import SynthInstrument, synthetic_release, write_release
+
+    insts = [SynthInstrument(f"inst_{i}", "chinese" if i < 3 else "western", np.zeros(1, np.float32), 0.0, 0.0, {})
+             for i in range(6)]
+    return write_release(folder, synthetic_release(insts, ("laion-clap", "msclap")),
+                         {"laion-clap": "LAION_CLAP", "msclap": "MSCLAP"})
+
+
 EXPECTED_FIGURES = {"exp1_descriptor_r", "exp1_split_means", "exp1_heatmap_R", "exp1_heatmap_S", "exp3_spearman",
-                    "exp2_trajectories", "exp2_slope_heatmap"}
+                    "exp2_trajectories", "exp2_slope_heatmap",
+                    # issue 11: one section per analysis beyond the study
+                    "compare_exp1_forest", "ceiling_ccmusic", "axes_ccmusic", "probe_ccmusic", "prompts_exp1_ccmusic",
+                    "prompts_exp2"}
 
 
 def test_report_on_a_filled_store_has_every_figure_and_table(filled: tuple[Path, Path], tmp_path: Path) -> None:
@@ -163,6 +188,8 @@ def test_report_on_a_filled_store_has_every_figure_and_table(filled: tuple[Path,
     assert page.sections["exp1"] == "ok"
     assert page.sections["exp3"] == "ok"
     assert page.sections["exp2"] == "ok"
+    for name in ("compare", "ceiling", "axes", "probe", "prompts"):
+        assert page.sections[name] == "ok", name
 
     # every figure file exists and is referenced, and every reference exists
     figures = {p.stem for p in (path.parent / "figures").glob("*.png")}
@@ -251,7 +278,7 @@ def test_empty_store_renders_no_data_sections(db: Path, tmp_path: Path) -> None:
         path = build_report(store, tmp_path / "out")
     page = _parse(path)
     assert page.sections["provenance"] == "ok"
-    for name in ("exp1", "exp2", "exp3"):
+    for name in ("exp1", "exp2", "exp3", "compare", "ceiling", "axes", "probe", "prompts"):
         assert page.sections[name] == "no data", name
     text = path.read_text(encoding="utf-8")
     assert text.count("No data") >= 3

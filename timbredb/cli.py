@@ -224,22 +224,34 @@ def _split_models(value: str | None) -> list[str] | None:
               help="audealize: trim rendered variants to this many seconds (default: keep the whole tail).")
 @click.option("--strict", is_flag=True, help="Exit with status 4 if any input failed.")
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
+# ---- issue 11: rated datasets and prompt sets
+@click.option("--prompt-set", "prompt_set", default=None, metavar="NAME",
+              help="Also embed a named template set ('default': the study's two templates and six more).")
+@click.option("--audio", "rating_audio", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="ingest ratings: folder of the stimuli's recordings (<stimulus>.wav; default <folder>/audio).")
+@click.option("--name", "rating_name", default=None,
+              help="ingest ratings: the dataset name (default: the folder's name or the file's stem).")
+# ---- end issue 11
 @click.pass_obj
 def ingest(obj: Ctx, targets: tuple[str, ...], model_names: tuple[str, ...], batch_size: int, device: str, dtype: str,
            weights: Path | None, allow_unpinned: bool, prompts: tuple[str, ...], words: str | None, strengths: str | None,
-           sources: tuple[Path, ...], length_s: float | None, strict: bool, fmt: str) -> None:
+           sources: tuple[Path, ...], length_s: float | None, strict: bool, fmt: str, prompt_set: str | None,
+           rating_audio: Path | None, rating_name: str | None) -> None:
     """Store audio and datasets and compute every missing embedding.
 
     TARGETS are dataset names (ccmusic, audealize, timbremetrics) or audio
-    files/folders; none means every dataset. Re-running computes only what is
-    missing; a killed run resumes without duplicates.
+    files/folders; none means every dataset. `ingest ratings PATH` stores a
+    rated dataset of your own (a ratings CSV or a folder with ratings.csv and
+    audio/). Re-running computes only what is missing; a killed run resumes
+    without duplicates.
     """
     from timbredb.ingest import IngestOptions, run_ingest
 
     options = IngestOptions(
         models=_split_models(",".join(model_names)) if model_names else None, batch_size=batch_size, device=device,
         dtype=dtype, weights=weights, allow_unpinned=allow_unpinned, prompts=list(prompts), words=words,
-        strengths=strengths, sources=list(sources), length_s=length_s,
+        strengths=strengths, sources=list(sources), length_s=length_s, prompt_set=prompt_set,
+        rating_audio=rating_audio, rating_name=rating_name,
     )
     summary = run_ingest(obj.db, obj.data_dir, list(targets), options, progress=_progress, warn=_warn)
     if fmt == "json":
@@ -447,6 +459,56 @@ def import_exp2(obj: Ctx, file: Path, model_name: str, fmt: str) -> None:
         _emit(summary, "json")
     else:
         click.echo(", ".join(f"{k}: {v}" for k, v in summary.items()))
+
+
+# ---- issue 11: Experiment 1 results in the study release's format
+@import_.command("exp1")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--model", "model_name", default=None,
+              help="Name to file the results under (needed for one file; default: the release's names).")
+@click.option("--dataset", default="ccmusic", show_default=True, help="The rated dataset the results are about.")
+@click.option("--suffix", default="", help="Append this to every imported name (e.g. -release), to keep them apart "
+              "from local models of the same name.")
+@click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
+@click.pass_obj
+def import_exp1(obj: Ctx, path: Path, model_name: str | None, dataset: str, suffix: str, fmt: str) -> None:
+    """Import exp1 results (the study release's descriptors.csv and <model>_<split>.csv files, or one file)."""
+    from timbredb.importers.exp1 import import_results
+    from timbredb.store import Store
+
+    with Store(obj.db) as store:
+        summary = import_results(store, path, model_name, dataset=dataset, suffix=suffix)
+    if fmt == "json":
+        _emit(summary, "json")
+    else:
+        for name, info in summary["models"].items():
+            click.echo(f"{name}: model_id {info['model_id'] or '-'}, descriptors: {info['descriptors']}, "
+                       f"instruments: {info['instruments']} ({', '.join(info['splits']) or '-'}), "
+                       f"replaced: {info['replaced']}")
+
+
+@cli.group("export")
+def export() -> None:
+    """Write results in other tools' formats."""
+
+
+@export.command("exp1")
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", default=None, help="Only this model (id or label); default every model with results.")
+@click.option("--dataset", default="ccmusic", show_default=True, help="The rated dataset.")
+@click.option("--prompt", "template", default="{}", show_default=True, help="Prompt template of the similarities.")
+@click.pass_obj
+def export_exp1(obj: Ctx, out_dir: Path, model: str | None, dataset: str, template: str) -> None:
+    """Write this store's exp1 results as the study release does (descriptors.csv, <model>_<split>.csv)."""
+    from timbredb.analysis.exp1 import run_exp1
+    from timbredb.importers.exp1 import export_results
+    from timbredb.store import Store
+
+    with Store(obj.db, read_only=True) as store:
+        result = run_exp1(store, model=model, template=template, n_bootstrap=0, n_permutations=0, dataset=dataset)
+    summary = export_results(result, out_dir)
+    click.echo(f"{summary['folder']}: {', '.join(summary['files'])}")
+# ---- end issue 11
 
 
 # ---------------------------------------------------------------- report

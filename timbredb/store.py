@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -603,6 +603,90 @@ class Store:
 
     def count_ratings(self, dataset: str) -> int:
         return int(self._value("ratings_count", dataset=dataset))
+
+    # ------------------------------------------------------------ listeners, SDs, imported exp1 (issue 11)
+    def replace_listener_data(
+        self,
+        dataset: str,
+        listeners: Sequence[tuple[str, str, str, float, str]] | None,
+        sds: Sequence[tuple[str, str, float, int, str]] | None,
+    ) -> None:
+        """Replace a rated dataset's per-listener ratings and/or SDs in one transaction.
+
+        Args:
+            listeners: (instrument, descriptor, listener, rating, source) rows; None leaves them as stored.
+            sds: (instrument, descriptor, sd, n_listeners, source) rows; None leaves them as stored.
+        """
+        with self.transaction():
+            self._write_listener_data(dataset, listeners, sds)
+
+    def _write_listener_data(
+        self,
+        dataset: str,
+        listeners: Sequence[tuple[str, str, str, float, str]] | None,
+        sds: Sequence[tuple[str, str, float, int, str]] | None,
+    ) -> None:
+        if listeners is not None:
+            self._run("listener_delete", dataset=dataset)
+            self._many("listener_insert", [
+                {"dataset": dataset, "instrument": i, "descriptor": d, "listener": li, "rating": v, "source": src}
+                for i, d, li, v, src in listeners
+            ])
+        if sds is not None:
+            self._run("sd_delete", dataset=dataset)
+            self._many("sd_insert", [
+                {"dataset": dataset, "instrument": i, "descriptor": d, "sd": sd, "n_listeners": n, "source": src}
+                for i, d, sd, n, src in sds
+            ])
+
+    def replace_rated_with_listeners(
+        self,
+        dataset: str,
+        instruments: Sequence[tuple[str, str, str, str]],
+        ratings: Sequence[tuple[str, str, str, float]],
+        listeners: Sequence[tuple[str, str, str, float, str]],
+        sds: Sequence[tuple[str, str, float, int, str]],
+        run_id: int | None,
+    ) -> None:
+        """Replace everything stored of a rated dataset (stimuli, means, listeners, SDs) in one transaction."""
+        with self.transaction():
+            self._run("rated_delete_ratings", dataset=dataset)
+            self._run("rated_delete_instruments", dataset=dataset)
+            self._many("rated_insert_instrument", [
+                {"dataset": dataset, "instrument": i, "split": s, "clip_sha256": h, "source": src, "run_id": run_id}
+                for i, s, h, src in instruments
+            ])
+            self._many("rated_insert_rating", [
+                {"dataset": dataset, "instrument": i, "descriptor": d, "column_name": c, "rating": v}
+                for i, d, c, v in ratings
+            ])
+            self._write_listener_data(dataset, listeners, sds)
+
+    def listener_counts(self, dataset: str) -> tuple[int, int]:
+        """(per-listener ratings, per-stimulus SDs) stored for a rated dataset."""
+        rows = self._run("listener_count", dataset=dataset)
+        return int(rows[0][0]), int(rows[0][1])
+
+    def rated_dataset_names(self) -> list[str]:
+        """Every rated dataset with stimuli, listener ratings or SDs."""
+        return [str(r[0]) for r in self._run("rated_dataset_names")]
+
+    def replace_imported_exp1(self, dataset: str, rows_by_model: Mapping[str, Sequence[dict[str, Any]]]) -> dict[str, int]:
+        """Replace the exp1 rows filed under each model name, all in one transaction.
+
+        Returns:
+            model -> how many rows an earlier import under that name held.
+        """
+        replaced: dict[str, int] = {}
+        with self.transaction():
+            for model, rows in rows_by_model.items():
+                replaced[model] = int(self._value("exp1_imported_count", dataset=dataset, model=model))
+                self._run("exp1_imported_delete", dataset=dataset, model=model)
+                self._many("exp1_imported_insert", [{"dataset": dataset, "model": model, **r} for r in rows])
+        return replaced
+
+    def imported_exp1_models(self, dataset: str | None = None) -> list[str]:
+        return [str(r[0]) for r in self._run("exp1_imported_models", dataset=dataset)]
 
     # ------------------------------------------------------------ dissimilarity studies (exp3)
     def replace_dissimilarity_study(

@@ -124,3 +124,36 @@ def render_prompt(template: str, word: str) -> str:
     if word[:1].lower() in "aeiou":
         text = re.sub(r"(^|\s)([Aa]) " + re.escape(word), lambda m: f"{m.group(1)}{m.group(2)}n {word}", text)
     return text
+
+
+# ---------------------------------------------------------------- prompt sets and the ensemble (issue 11)
+#: the template name whose text vector is the mean of a word's L2-normalised template vectors
+ENSEMBLE = "ensemble"
+
+#: named template sets for `timbredb ingest --prompt-set NAME`. "default" holds the study's two
+#: templates (the bare word for Experiment 1, "a {} sound" for Experiment 2) and six common
+#: phrasings of a timbre description from audio-text retrieval and CLIP-style prompting.
+PROMPT_SETS: dict[str, tuple[str, ...]] = {
+    "default": (
+        BARE,
+        "a {} sound",
+        "the sound is {}",
+        "a {} timbre",
+        "this instrument sounds {}",
+        "a {} tone",
+        "a recording of a {} musical instrument",
+        "music with a {} sound",
+    ),
+}
+
+
+def prompt_set(name: str) -> tuple[str, ...]:
+    """The templates of a named prompt set (VocabularyError naming the known sets)."""
+    if name not in PROMPT_SETS:
+        raise VocabularyError(f"unknown prompt set {name!r}; known: {', '.join(PROMPT_SETS)}")
+    return PROMPT_SETS[name]
+
+
+def check_query_template(template: str) -> str:
+    """A template a query accepts: a stored template with one '{}', or 'ensemble'."""
+    return template if template == ENSEMBLE else check_template(template)

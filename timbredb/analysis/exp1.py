@@ -1,8 +1,10 @@
-"""Experiment 1: audio-descriptor similarity vs human timbre ratings (CCMusic).
+"""Experiment 1: audio-descriptor similarity vs human timbre ratings (CCMusic, or any rated dataset).
 
 For each embedding space, S[i, d] is the cosine between the audio embedding of
 instrument i and the text embedding of descriptor d (one prompt template), and
-R[i, d] the instrument's mean human rating (the view ``exp1_pairs``).
+R[i, d] the instrument's mean human rating (the view ``rated_pairs``; for
+CCMusic the same rows as ``exp1_pairs``). Any rated dataset (``--dataset``)
+works the same way, its groups in the role of CCMusic's chinese/western splits.
 
 * Descriptor level (the study's Figure 2, extended per split): Pearson r and
   Spearman rho of S[:, d] vs R[:, d] over the instruments of a split
@@ -32,10 +34,13 @@ import polars as pl
 from numpy.typing import NDArray
 
 from timbredb import queries
-from timbredb.analysis import stats
+from timbredb.analysis import rated, stats
 from timbredb.errors import AnalysisError
 from timbredb.store import Store
-from timbredb.vocabularies import BARE, check_template
+from timbredb.vocabularies import BARE, check_query_template
+
+#: the rated dataset exp1 reads by default
+DATASET = "ccmusic"
 
 #: descriptor-level splits, in output order ("all" = every instrument pooled)
 SPLITS = ("all", "chinese", "western")
@@ -102,6 +107,11 @@ def permutation_p(
     return (1 + hits) / (1 + n_permutations)
 
 
+def _split_names(groups: NDArray[np.object_]) -> tuple[str, ...]:
+    """'all', then the groups in sorted order (CCMusic: all, chinese, western); '' is no group."""
+    return ("all", *sorted({str(g) for g in groups if g}))
+
+
 def _finite_pairs(x: NDArray[np.float64], y: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     ok = np.isfinite(x) & np.isfinite(y)
     return x[ok], y[ok]
@@ -161,7 +171,7 @@ def analyse_pairs(
                 s_mat[row_of[name], col_of[d]] = np.nan if s is None else s
                 r_mat[row_of[name], col_of[d]] = np.nan if r is None else r
 
-        for split in SPLITS:
+        for split in _split_names(splits):
             mask = np.ones(len(names), bool) if split == "all" else splits == split
             if not mask.any():
                 continue
@@ -188,7 +198,7 @@ def analyse_pairs(
                 "model": model, "instrument": name, "split": splits[i],
                 "pearson_r": float(r_inst[i]), "spearman_rho": float(rho_inst[i]),
             })
-        for split in SPLITS:
+        for split in _split_names(splits):
             mask = np.ones(len(names), bool) if split == "all" else splits == split
             if mask.any():
                 split_rows.append(_split_summary(model, split, r_inst[mask], rho_inst[mask]))
@@ -209,25 +219,37 @@ def run_exp1(
     n_bootstrap: int = 1000,
     n_permutations: int = 1000,
     seed: int = 0,
+    dataset: str = DATASET,
 ) -> dict[str, pl.DataFrame]:
     """Experiment 1 over what the store holds (`timbredb query exp1`).
 
     Args:
-        store: a store with CCMusic ingested by at least one text-capable model.
+        store: a store with a rated dataset ingested by at least one text-capable model.
         model: only this space (label, model id or space id); None = every space with pairs.
-        template: the prompt template whose text embeddings to use ('{}' = bare word, the study's choice).
+        template: the prompt template whose text embeddings to use ('{}' = bare word, the study's
+            choice; 'ensemble' = the mean of the word's normalised template vectors).
         n_bootstrap, n_permutations, seed: see ``analyse_pairs``.
+        dataset: the rated dataset (CCMusic by default; its groups play the chinese/western role).
 
     Returns:
-        {"descriptors": ..., "instruments": ..., "splits": ...} frames.
+        {"descriptors": ..., "instruments": ..., "splits": ...} frames. Where the dataset has
+        listener data (raw ratings or SDs) covering a split's stimuli, "descriptors" gains
+        ``ceiling_r`` (the noise ceiling over that split's stimuli, see ``timbredb.analysis.ceiling``)
+        and ``r_over_ceiling`` (pearson_r / ceiling_r); without listener data the frames are
+        exactly the study's.
 
     Raises:
-        AnalysisError: no ratings, no such model, or no similarities for that model/template.
+        AnalysisError: no ratings, no such model, fewer than 3 stimuli, or no similarities for that
+        model/template.
     """
-    check_template(template)
-    coverage = queries.run(store, "exp1_coverage")
-    if store.count_ratings("ccmusic") == 0:
-        raise AnalysisError("no CCMusic ratings in the store; run `timbredb ingest ccmusic` first")
+    check_query_template(template)
+    if store.count_ratings(dataset) == 0:
+        if dataset == DATASET:
+            raise AnalysisError("no CCMusic ratings in the store; run `timbredb ingest ccmusic` first")
+        rated.check_dataset(store, dataset)
+        raise AnalysisError(f"rated dataset {dataset!r} has no stored recordings with mean ratings")
+    ratings = rated.load_ratings(store, dataset)
+    coverage = rated.coverage(store, dataset)
     space_ids: list[str] | None = None
     if model is not None:
         spaces = store.spaces(model)
@@ -236,15 +258,49 @@ def run_exp1(
             raise AnalysisError(f"no model {model!r} in the store (stored: {known})")
         space_ids = [s.space_id for s in spaces]
         coverage = coverage.filter(pl.col("space_id").is_in(space_ids))
-    pairs = queries.run(store, "exp1_pairs", template=template, space_ids=space_ids)
+    pairs = queries.run(store, "rated_pairs", dataset=dataset, template=template, space_ids=space_ids)
     if pairs.is_empty():
         who = f"model {model!r}" if model is not None else "any model"
         if not coverage.is_empty():
             templates = ", ".join(repr(t) for t in sorted(set(coverage["template"].to_list())))
             raise AnalysisError(f"no exp1 similarities for {who} with template {template!r}; stored templates: {templates}")
+        what = "the CCMusic recordings" if dataset == DATASET else f"the {dataset!r} recordings"
+        cmd = f"ingest {dataset}" if dataset == DATASET else "ingest ratings PATH"
         raise AnalysisError(
-            f"no exp1 similarities for {who}: it needs a text-capable model's embeddings of the CCMusic "
-            "recordings and descriptors (`timbredb ingest ccmusic --models M`)"
+            f"no exp1 similarities for {who}: it needs a text-capable model's embeddings of {what} "
+            f"and descriptors (`timbredb {cmd} --models M`)"
         )
-    descriptors = queries.run(store, "exp1_ratings").get_column("descriptor").unique().sort().to_list()
-    return analyse_pairs(pairs, descriptors, n_bootstrap=n_bootstrap, n_permutations=n_permutations, seed=seed)
+    result = analyse_pairs(pairs, ratings.descriptors, n_bootstrap=n_bootstrap, n_permutations=n_permutations,
+                           seed=seed)
+    return with_ceilings(store, result, ratings, seed=seed)
+
+
+def with_ceilings(store: Store, result: dict[str, pl.DataFrame], ratings: rated.Ratings, seed: int = 0
+                  ) -> dict[str, pl.DataFrame]:
+    """The descriptors frame with ceiling_r and r_over_ceiling where listener data covers a split's stimuli.
+
+    A split's ceiling is over exactly its stimuli (all of them, or one group), by split-half where
+    raw ratings cover them, else by the sd method. Without listener data nothing changes.
+    """
+    from timbredb.analysis import ceiling
+
+    data = ceiling.load(store, ratings.dataset)
+    if data.empty:
+        return result
+    members = {"all": list(ratings.stimuli)}
+    for g in ratings.group_names():
+        members[g] = [s for s, grp in zip(ratings.stimuli, ratings.groups) if grp == g]
+    cache: dict[tuple[str, str], float] = {}
+    for split, stimuli in members.items():
+        for d in ratings.descriptors:
+            best = ceiling.best_ceiling(data, ratings.dataset, d, stimuli, ceiling.DEFAULT_SPLITS, seed)
+            if best is not None:
+                cache[(split, d)] = best[0]
+    desc = result["descriptors"]
+    ceil = [cache.get((sp, d), float("nan")) for sp, d in desc.select("split", "descriptor").iter_rows()]
+    desc = desc.with_columns(pl.Series("ceiling_r", ceil, dtype=pl.Float64))
+    desc = desc.with_columns(
+        pl.when(pl.col("ceiling_r") > 0).then(pl.col("pearson_r") / pl.col("ceiling_r"))
+        .otherwise(float("nan")).alias("r_over_ceiling")
+    )
+    return {**result, "descriptors": desc}

@@ -85,6 +85,11 @@ def _seed(what: str) -> Option:
     return Option("seed", "--seed", "int", 0, f"Seed of the {what}.")
 
 
+def _dataset() -> Option:
+    return Option("dataset", "--dataset", "str", "ccmusic",
+                  "Rated dataset: ccmusic or a name given to `timbredb ingest ratings`.")
+
+
 EXPERIMENTS: tuple[ExperimentSpec, ...] = (
     ExperimentSpec(
         name="exp1",
@@ -98,6 +103,7 @@ EXPERIMENTS: tuple[ExperimentSpec, ...] = (
             Option("n_bootstrap", "--bootstrap", "int", 1000, "Bootstrap resamples for CIs.", minimum=0),
             Option("n_permutations", "--permutations", "int", 1000, "Permutations for p-values.", minimum=0),
             _seed("bootstrap and permutations"),
+            _dataset(),
         ),
         report="timbredb.report.exp1:section",
         published=("exp1_descriptors", "exp1_splits"),
@@ -147,6 +153,106 @@ EXPERIMENTS: tuple[ExperimentSpec, ...] = (
                         "triplet_agreement", "mae"),
         },
     ),
+    # ---- issue 11: beyond the study
+    ExperimentSpec(
+        name="compare",
+        title="Paired model comparison: is a model's lead larger than chance? (exact sign-flip test, Holm)",
+        description="Units: exp1 descriptors and instruments, exp2 trajectories, exp3 anchors. "
+                    "Imported results (`timbredb import exp1|exp2`) take part by name.",
+        datasets=("ccmusic", "audealize", "timbremetrics"),
+        run="timbredb.analysis.compare:run_compare",
+        options=(
+            Option("exp", "--exp", "str", "exp1", "Experiment whose units are compared: exp1, exp2 or exp3."),
+            Option("models", "--models", "str", None,
+                   "Models to compare, comma-separated (A,B[,C...]: every pair, Holm-adjusted); default all.",
+                   metavar="A,B"),
+            _dataset(),
+            Option("template", "--prompt", "str", None,
+                   "Prompt template (default exp1 '{}', exp2 'a {} sound'; 'ensemble' allowed)."),
+            Option("n_bootstrap", "--bootstrap", "int", 1000, "Bootstrap resamples of the interval of diff.", minimum=0),
+            Option("n_permutations", "--permutations", "int", 10_000,
+                   "Random sign patterns when n > 20 (exact enumeration up to 20).", minimum=1),
+            _seed("bootstrap and random sign patterns"),
+        ),
+        report="timbredb.report.compare:section",
+        published=(),
+        doc="docs/compare.md",
+    ),
+    ExperimentSpec(
+        name="ceiling",
+        title="Noise ceiling per descriptor: split-half (Spearman-Brown) or listener-SD reliability.",
+        description="ceiling_r = sqrt(reliability): the most any predictor can agree with the mean ratings.",
+        datasets=("ccmusic",),
+        run="timbredb.analysis.ceiling:run_ceiling",
+        options=(
+            _dataset(),
+            Option("method", "--method", "str", "auto", "split-half, sd, or auto (every method the data allows)."),
+            Option("n_splits", "--splits", "int", 1000, "Random listener splits of the split-half method.", minimum=1),
+            _model("Also show this model's exp1 r over the same stimuli, and r / ceiling."),
+            Option("template", "--prompt", "str", "{}", "Prompt template of that model's r (with --model)."),
+            _seed("listener splits"),
+        ),
+        report="timbredb.report.ceiling:section",
+        published=(),
+        doc="docs/ceiling.md",
+    ),
+    ExperimentSpec(
+        name="axes",
+        title="Antonym axes: cos(a, t_x) - cos(a, t_y) vs R[x] - R[y], text geometry, angle to PC1.",
+        description="Default CCMusic pairs: bright:dim, thick:thin, plump:slim, clear:turbid, pure:coarse, soft:sharp.",
+        datasets=("ccmusic",),
+        run="timbredb.analysis.axes:run_axes",
+        options=(
+            _dataset(),
+            _model("Only this model (id or label); default every text-capable model."),
+            Option("template", "--prompt", "str", "{}", "Prompt template of the text embeddings ('ensemble' allowed)."),
+            Option("pairs", "--pairs", "str", None, "Antonym pairs x:y,x:y (default: the CCMusic pairs).",
+                   metavar="X:Y,..."),
+            Option("seed", "--seed", "int", 0, "Accepted for a uniform interface; this analysis draws no random numbers."),
+        ),
+        report="timbredb.report.axes:section",
+        published=(),
+        doc="docs/axes.md",
+    ),
+    ExperimentSpec(
+        name="probe",
+        title="Linear probes of the audio embeddings: nested-LOO ridge (RidgeCV alphas) or top principal components.",
+        description="Needs only audio embeddings, so audio-only models (mfcc) work too.",
+        datasets=("ccmusic",),
+        run="timbredb.analysis.probe:run_probe",
+        options=(
+            _dataset(),
+            _model("Only this model (id or label); default every model with audio embeddings."),
+            Option("method", "--method", "str", "ridge", "ridge (nested leave-one-out) or pca."),
+            Option("template", "--prompt", "str", "{}", "Prompt template of the zero-shot r beside the probe."),
+            Option("n_permutations", "--permutations", "int", 200,
+                   "Ridge: permutations of the ratings (the whole nested procedure each).", minimum=0),
+            Option("n_components", "--components", "int", 5, "PCA: number of components.", minimum=1),
+            Option("train_group", "--train-group", "str", None, "Ridge: fit on this group only (with --test-group)."),
+            Option("test_group", "--test-group", "str", None, "Ridge: evaluate on this group (transfer)."),
+            _seed("permutations"),
+        ),
+        report="timbredb.report.probe:section",
+        published=(),
+        doc="docs/probe.md",
+    ),
+    ExperimentSpec(
+        name="prompts",
+        title="Prompt sensitivity: every stored template's exp1/exp2 numbers, their spread, and the ensemble.",
+        description="Embed more templates with `timbredb ingest --prompt-set default`.",
+        datasets=("ccmusic", "audealize"),
+        run="timbredb.analysis.prompts:run_prompts",
+        options=(
+            Option("exp", "--exp", "str", "exp1", "exp1 (descriptor-level r) or exp2 (positive-slope rate, mean r)."),
+            _dataset(),
+            _model("Only this model (id or label); default every text-capable model."),
+            Option("seed", "--seed", "int", 0, "Accepted for a uniform interface; this analysis draws no random numbers."),
+        ),
+        report="timbredb.report.prompts:section",
+        published=(),
+        doc="docs/prompts.md",
+    ),
+    # ---- end issue 11
 )
 
 

@@ -394,10 +394,41 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
     Returns:
         a summary: source, instruments per split, column naming, templates.
 
+    Per-listener files in the folder (``timbredb.datasets.ccmusic_listeners``) are stored
+    too, also when the folder holds no recordings and means and the hub is unreachable
+    (that is then this run's error, and the listener data is stored anyway: noise ceilings
+    need no audio).
+
     Raises:
         DatasetError: no usable source, or malformed ratings (nothing is written then).
     """
+    from timbredb.datasets import ccmusic_listeners
+
     folder = Path(data_dir) / "ccmusic"
+    ratings_csv = folder / "ratings.csv"
+    # per-listener files (raw ratings, SDs) are validated before anything is written
+    listeners = ccmusic_listeners.read_folder(folder)
+    local = ratings_csv.is_file() or (folder.is_dir() and _is_hub_snapshot(folder))
+    try:
+        summary = _ingest_means(ingestor, folder, options)
+    except DatasetError as exc:
+        # a malformed local source writes nothing; an unreachable hub still lets the listener
+        # files be stored (they need no recordings), and its absence is this run's error
+        if local or not listeners:
+            raise
+        ingestor.error(DATASET, str(exc), "dataset")
+        summary = {"source": None, "kind": "listeners only", "instruments": 0}
+    if listeners:
+        ingestor.store.replace_listener_data(DATASET, listeners.listeners, listeners.sds)
+        summary["listener_files"] = listeners.files
+        summary["listener_ratings"] = len(listeners.listeners)
+        summary["missing_listener_ratings"] = listeners.missing
+        summary["sds"] = len(listeners.sds)
+    return summary
+
+
+def _ingest_means(ingestor: Ingestor, folder: Path, options: IngestOptions) -> dict[str, Any]:
+    """The recordings and mean ratings, from the local folder or the hub (see ``ingest``)."""
     ratings_csv = folder / "ratings.csv"
     if ratings_csv.is_file():
         table = read_ratings_csv(ratings_csv)

@@ -21,6 +21,9 @@ class IngestOptions:
         strengths: audealize: comma list of strengths in (0, 1] (None = the study's five).
         sources: audealize: extra source files or folders to render effects on.
         length_s: audealize: trim rendered variants to this many seconds (None = keep tails).
+        prompt_set: a named template set (``vocabularies.PROMPT_SETS``) added to ``prompts``.
+        rating_audio: `ingest ratings`: the folder of the stimuli's recordings.
+        rating_name: `ingest ratings`: the dataset name (default the folder's name or file's stem).
     """
 
     models: list[str] | None = None
@@ -34,3 +37,6 @@ class IngestOptions:
     strengths: str | None = None
     sources: list[Path] = field(default_factory=list)
     length_s: float | None = None
+    prompt_set: str | None = None
+    rating_audio: Path | None = None
+    rating_name: str | None = None

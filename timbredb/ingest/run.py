@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from timbredb.datasets.registry import datasets, ingest_function
 from timbredb.download import ensure_dataset
 from timbredb.errors import DatasetError, DatasetUnavailable, ModelUnavailableError, TimbreDBError
 from timbredb.ingest.ingestor import Ingestor, IngestSummary
 from timbredb.ingest.options import IngestOptions
-from timbredb.models import SPECS, load, usable_models
+from timbredb.models import SPECS, EmbeddingModel, load, usable_models
 from timbredb.progress import ProgressFactory, WarnFn, ignore, silent
 from timbredb.store import Store
-from timbredb.vocabularies import BARE, BUILTIN, DEFAULT_VOCABULARY, check_template
+from timbredb.vocabularies import BARE, BUILTIN, DEFAULT_VOCABULARY, check_template, prompt_set
+
+if TYPE_CHECKING:
+    from timbredb.datasets.rated import RatedData
+
+#: `timbredb ingest ratings PATH`: a rated dataset a user brings (timbredb.datasets.rated)
+RATINGS = "ratings"
+#: (the PATH given, (its validated data, stimulus -> recording))
+Prepared = tuple[str, "tuple[RatedData, dict[str, Path]]"]
 
 
 def _is_dataset(target: str) -> bool:
@@ -49,6 +59,36 @@ def ingest_dataset(
     ingestor.summary.datasets[name] = result or {}
 
 
+def load_models(options: IngestOptions, data_dir: Path, warn: WarnFn = ignore) -> list[EmbeddingModel]:
+    """The run's models, loaded: every one before any store is opened, so a model that cannot load
+    (missing tokenizer, unreadable or tampered checkpoint) fails the run before anything is written
+    or a new store is created.
+
+    Raises:
+        ModelUnavailableError: no model usable here, or one that cannot load.
+        TimbreDBError: --weights with several models.
+    """
+    if options.models:
+        names = options.models
+    else:
+        names = usable_models(data_dir)
+        skipped = len(SPECS) - len(names)
+        if skipped:
+            warn(f"models: {', '.join(names) or 'none'} ({skipped} unavailable here; see `timbredb models list`)")
+        if not names:
+            raise ModelUnavailableError("no model is usable here; see `timbredb models list`")
+    if options.weights is not None and len(names) != 1:
+        raise TimbreDBError("--weights needs exactly one model in --models")
+    models = [
+        load(n, device=options.device, dtype=options.dtype, data_dir=data_dir, weights=options.weights,
+             allow_unpinned=options.allow_unpinned)
+        for n in names
+    ]
+    for model in models:
+        model.ensure_loaded()
+    return models
+
+
 def run_ingest(
     db: Path,
     data_dir: Path,
@@ -66,8 +106,13 @@ def run_ingest(
         options: the typed ingest options.
         progress, warn: progress bars and one-line warnings (stderr in the CLI).
     """
+    if options.prompt_set is not None:
+        options = replace(options, prompts=list(dict.fromkeys([*options.prompts, *prompt_set(options.prompt_set)])))
     for t in options.prompts:
         check_template(t)
+    rated = _prepare_ratings(targets, options)
+    if rated is not None:
+        return _run_ratings(db, data_dir, rated, options, progress, warn)
     requested = bool(targets)
     targets = targets or list(datasets())
     download_problems: dict[str, str] = {}
@@ -79,26 +124,7 @@ def run_ingest(
                     warn(f"{target}: downloaded into {data_dir / target}")
             except DatasetError as exc:
                 download_problems[target] = str(exc)
-    if options.models:
-        names = options.models
-    else:
-        names = usable_models(data_dir)
-        skipped = len(SPECS) - len(names)
-        if skipped:
-            warn(f"models: {', '.join(names) or 'none'} ({skipped} unavailable here; see `timbredb models list`)")
-        if not names:
-            raise ModelUnavailableError("no model is usable here; see `timbredb models list`")
-    if options.weights is not None and len(names) != 1:
-        raise TimbreDBError("--weights needs exactly one model in --models")
-    models = [
-        load(n, device=options.device, dtype=options.dtype, data_dir=data_dir, weights=options.weights,
-             allow_unpinned=options.allow_unpinned)
-        for n in names
-    ]
-    # load every model before the store is opened: a model that cannot load (missing tokenizer,
-    # unreadable checkpoint) fails the run before anything is written or a new store is created
-    for model in models:
-        model.ensure_loaded()
+    models = load_models(options, data_dir, warn)
     with Store(db) as store:
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
                             command="ingest " + " ".join(targets))
@@ -118,4 +144,38 @@ def run_ingest(
         if paths:
             ingestor.add_paths(paths)
             ingestor.add_descriptors(BUILTIN[DEFAULT_VOCABULARY], options.prompts or [BARE], vocabulary=DEFAULT_VOCABULARY)
+        return ingestor.finish()
+
+
+# ---------------------------------------------------------------- `ingest ratings` (issue 11)
+def _prepare_ratings(targets: list[str], options: IngestOptions) -> Prepared | None:
+    """The validated rated dataset of `ingest ratings PATH`, or None for any other ingest.
+
+    Everything is read and validated here, before a model loads or the store opens, so
+    a malformed file is one error line and writes nothing.
+    """
+    from timbredb.datasets import rated
+
+    if not targets or targets[0] != RATINGS or Path(RATINGS).exists():
+        if options.rating_audio is not None or options.rating_name is not None:
+            raise TimbreDBError("--audio and --name belong to `timbredb ingest ratings PATH`")
+        return None
+    if len(targets) != 2:
+        raise TimbreDBError("`timbredb ingest ratings` takes one FILE.csv or folder (then --audio DIR, --name NAME)")
+    path = targets[1]
+    return path, rated.prepare(Path(path), options.rating_audio, options.rating_name)
+
+
+def _run_ratings(
+    db: Path, data_dir: Path, prepared: Prepared, options: IngestOptions, progress: ProgressFactory,
+    warn: WarnFn,
+) -> IngestSummary:
+    from timbredb.datasets import rated
+
+    path, (data, files) = prepared
+    models = load_models(options, data_dir, warn)
+    with Store(db) as store:
+        ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
+                            command=f"ingest ratings {path}")
+        ingestor.summary.datasets[data.name] = rated.ingest(ingestor, data, files, options)
         return ingestor.finish()

@@ -75,8 +75,43 @@ def section(ctx: ReportContext) -> Section:
     return _published(ctx, sec)
 
 
+def _imported(ctx: ReportContext, sec: Section) -> None:
+    """Experiment 1 results imported with `timbredb import exp1`, beside the published numbers of the model
+    each stands for (issue 11)."""
+    try:
+        imp = queries.run(ctx.store, "exp1_imported")
+    except (TimbreDBError, duckdb.Error):
+        return
+    if imp.is_empty():
+        return
+    desc = imp.filter(pl.col("level") == "descriptor").select(
+        "model", "model_id", pl.col("unit").alias("descriptor"), "pearson_r")
+    pub = ctx.published_frame("exp1_descriptors")
+    caption = "Imported descriptor-level Pearson r (`timbredb import exp1`), one column per imported model."
+    if not pub.is_empty() and desc.height:
+        joined = desc.join(pub.select(pl.col("model").alias("model_id"), "descriptor",
+                                      pl.col("pearson_r").alias("published")), on=["model_id", "descriptor"], how="inner")
+        if joined.height:
+            worst = float((joined["pearson_r"] - joined["published"]).abs().max())  # type: ignore[arg-type]
+            caption += (f" {joined.height} of its values have a published counterpart (the model each name stands "
+                        f"for: {', '.join(sorted(set(joined['model'] + ' → ' + joined['model_id'])))}); "
+                        f"largest |imported − published| = {worst:.3g}.")
+    if desc.height:
+        wide = desc.with_columns(pl.col("model") + " (imported)").pivot(
+            on="model", index="descriptor", values="pearson_r").sort("descriptor")
+        sec.add(ctx.writer.table(wide, "exp1_imported_descriptors", caption))
+    inst = imp.filter(pl.col("level") == "instrument")
+    if inst.height:
+        means = inst.group_by("model", "split").agg(
+            pl.len().alias("n"), pl.col("pearson_r").mean().alias("mean_pearson_r"),
+            (pl.col("pearson_r") > 0).sum().alias("n_positive")).sort("model", "split")
+        sec.add(ctx.writer.table(means.with_columns(pl.col("model") + " (imported)"), "exp1_imported_splits",
+                                 "Imported instrument-level r, summarised per split."))
+
+
 def _published(ctx: ReportContext, sec: Section) -> Section:
     """The published Experiment 1 numbers, as reference tables (also when the store has no data)."""
+    _imported(ctx, sec)
     pub_desc = ctx.published_frame("exp1_descriptors")
     pub_splits = ctx.published_frame("exp1_splits")
     if not pub_desc.is_empty():
