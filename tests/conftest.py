@@ -41,7 +41,7 @@ def data_dir(real_data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def filled_db(tmp_path_factory: pytest.TempPathFactory, synth_data_dir: Path) -> Path:
     """A store holding every dataset (synthesized CCMusic, Audealize, timbremetrics) embedded by both
-    baselines. Session-wide and shared: open it read-only, or copy it (``copy_store``) to change it."""
+    baselines, with the pairwise mfcc-frames space over the timbremetrics studies. Session-wide and shared: open it read-only, or copy it (``copy_store``) to change it."""
     from tests.ccmusic_fixture import make_instruments, write_local
     from timbredb.ingest import IngestOptions, run_ingest
 
@@ -52,7 +52,7 @@ def filled_db(tmp_path_factory: pytest.TempPathFactory, synth_data_dir: Path) ->
         (data / name).symlink_to(synth_data_dir / name, target_is_directory=True)
     write_local(data, make_instruments(n_chinese=4, n_western=3, seconds=0.5))
     db = root / "filled.duckdb"
-    options = IngestOptions(models=["mfcc", "socialfx-eq"], words="bright,warm,hall,church", strengths="0.5,1.0",
+    options = IngestOptions(models=["mfcc", "socialfx-eq", "mfcc-frames"], words="bright,warm,hall,church", strengths="0.5,1.0",
                             length_s=1.0)
     summary = run_ingest(db, data, [], options)
     assert not summary.errors, summary.errors

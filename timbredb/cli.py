@@ -160,30 +160,41 @@ def _split_models(value: str | None) -> list[str] | None:
 @click.option("--prompt", "prompts", multiple=True, metavar="TEMPLATE",
               help="Prompt template with '{}' for the word (repeatable); each is a separate set of text embeddings.")
 @click.option("--words", default=None, metavar="W1,W2|FILE",
-              help="audealize: descriptor words to render (default: the study's 20 EQ and 20 reverb words).")
+              help="audealize, socialfx-comp, safedb: descriptor words to render, optionally EFFECT:WORD "
+                   "(default: the study's 20 EQ and 20 reverb words; the effect datasets' well-attested words).")
 @click.option("--strengths", default=None, metavar="S1,S2",
-              help="audealize: effect strengths (default 0.2,0.4,0.6,0.8,1.0).")
+              help="audealize, socialfx-comp, safedb: effect strengths (default 0.2,0.4,0.6,0.8,1.0).")
 @click.option("--source", "sources", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="audealize: extra source audio to render effects on (repeatable).")
 @click.option("--length-s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="audealize: trim rendered variants to this many seconds (default: keep the whole tail).")
+# ---- issue 12: more timbremetrics folders, more effect datasets
+@click.option("--timbremetrics-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="timbremetrics: read the collection from this folder (sounds/ + true_dissim/, or a clone of "
+                   "tiianhk/timbremetrics) instead of DATA_DIR/timbremetrics.")
+@click.option("--min-contributions", type=click.IntRange(min=1), default=None,
+              help="socialfx-comp, safedb: render the words at least this many contributions describe "
+                   "(default 20 and 5).")
 @click.option("--strict", is_flag=True, help="Exit with status 4 if any input failed.")
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
 @click.pass_obj
 def ingest(obj: Ctx, targets: tuple[str, ...], model_names: str | None, batch_size: int, device: str, dtype: str,
            weights: Path | None, prompts: tuple[str, ...], words: str | None, strengths: str | None,
-           sources: tuple[Path, ...], length_s: float | None, strict: bool, fmt: str) -> None:
+           sources: tuple[Path, ...], length_s: float | None, timbremetrics_dir: Path | None,
+           min_contributions: int | None, strict: bool, fmt: str) -> None:
     """Store audio and datasets and compute every missing embedding.
 
-    TARGETS are dataset names (ccmusic, audealize, timbremetrics) or audio
-    files/folders; none means every dataset. Re-running computes only what is
-    missing; a killed run resumes without duplicates.
+    TARGETS are dataset names (ccmusic, audealize, timbremetrics, and the extra
+    effect datasets socialfx-comp and safedb) or audio files/folders; none means
+    every default dataset (ccmusic, audealize, timbremetrics). Re-running
+    computes only what is missing; a killed run resumes without duplicates.
     """
     from timbredb.ingest import IngestOptions, run_ingest
 
     options = IngestOptions(
         models=_split_models(model_names), batch_size=batch_size, device=device, dtype=dtype, weights=weights,
         prompts=list(prompts), words=words, strengths=strengths, sources=list(sources), length_s=length_s,
+        timbremetrics_dir=timbremetrics_dir, min_contributions=min_contributions,
     )
     summary = run_ingest(obj.db, obj.data_dir, list(targets), options, progress=_progress, warn=_warn)
     if fmt == "json":

@@ -32,11 +32,13 @@ import polars as pl
 
 from timbredb import queries
 from timbredb.analysis.stats import nanmean, pearson, spearman
+from timbredb.effects import ORDER, resolve
 from timbredb.errors import AnalysisError
 from timbredb.store import Store
 
 DEFAULT_TEMPLATE = "a {} sound"
-EFFECT_ORDER = {"eq": 0, "reverb": 1, "all": 2}
+#: effects in listing order ("all", the selected effects together, last)
+EFFECT_ORDER = ORDER
 SUMMARY_COLUMNS = [
     "model", "effect", "n_trajectories", "pos_slope_rate", "pos_final_delta_rate", "all_source_consistency",
     "mean_pearson_r", "mean_spearman_rho", "mean_slope", "mean_final_delta", "strict_increasing", "strict_decreasing",
@@ -179,13 +181,19 @@ def _resolve_models(store: Store, model: str | None) -> list[str] | None:
     return labels
 
 
-def _explain_empty(store: Store, template: str, renderer: str | None = None) -> str:
+def _explain_empty(store: Store, template: str, renderer: str | None = None, effects: list[str] | None = None) -> str:
     n_variants = store.count_variants()
     n_imported = store.count_imported_exp2()
     if not n_variants and not n_imported:
         return (
             "no Experiment 2 data in the store: run `timbredb ingest audealize` "
             "(or `timbredb import exp2 FILE --model NAME`)"
+        )
+    stored = sorted({e for _, e, _ in store.exp2_effects()}, key=lambda e: EFFECT_ORDER.get(e, 99))
+    if effects is not None and not set(effects) & set(stored):
+        return (
+            f"no variants of {', '.join(effects)} in the store (stored effects: {', '.join(stored) or 'none'}); "
+            "pick them with --effect (a label, a kind such as compression, a dataset such as safedb, or every)"
         )
     if renderer is not None and not store.count_variants(renderer):
         known = store.renderer_versions()
@@ -203,6 +211,7 @@ def run_exp2(
     template: str = DEFAULT_TEMPLATE,
     renderer: str | None = None,
     tables: bool = False,
+    effect: str | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Experiment 2 on what the store holds (local variants and imported results).
 
@@ -210,8 +219,10 @@ def run_exp2(
         model: only this model (space label, model id, space id, or imported name).
         detail: also return the per-trajectory rows.
         template: prompt template of the target texts.
-        renderer: renderer version of the local variants (None = the latest used).
+        renderer: renderer version of the local variants (None = per descriptor dataset, the latest used).
         tables: return the study's table layouts (see ``study_tables``) instead.
+        effect: which effects (``timbredb.effects.resolve``: labels, kinds, datasets or "every");
+            None = the study's EQ and reverb. "all" aggregates the selected effects.
 
     Returns:
         {"summary": per model and effect (columns ``SUMMARY_COLUMNS``)}; with ``tables``
@@ -222,9 +233,11 @@ def run_exp2(
         AnalysisError: unknown model, or nothing to analyse.
     """
     models = _resolve_models(store, model)
-    points = queries.run(store, "exp2_trajectories", models=models, template=template, renderer=renderer)
+    chosen = resolve(effect)
+    points = queries.run(store, "exp2_trajectories", models=models, template=template, renderer=renderer,
+                         effects=chosen).drop("dataset")
     if points.height == 0:
-        raise AnalysisError(_explain_empty(store, template, renderer))
+        raise AnalysisError(_explain_empty(store, template, renderer, chosen))
     traj = trajectories(points)
     summary = summarize(traj)
     out: dict[str, pl.DataFrame] = study_tables(summary) if tables else {"summary": summary}

@@ -49,6 +49,8 @@ class DatasetSpec:
         integrity: (description, statement name) pairs; each statement counts offending rows.
         vocabulary: the built-in vocabulary its descriptors form (None if it has none).
         experiments: the experiments that read it.
+        default: part of "every dataset" (`timbredb ingest` without targets); False for
+            extra datasets that are ingested only when named (they cost minutes of rendering).
     """
 
     name: str
@@ -58,6 +60,7 @@ class DatasetSpec:
     integrity: tuple[tuple[str, str], ...] = ()
     vocabulary: str | None = None
     experiments: tuple[str, ...] = ()
+    default: bool = True
 
 
 DATASETS: tuple[DatasetSpec, ...] = (
@@ -96,11 +99,32 @@ DATASETS: tuple[DatasetSpec, ...] = (
         integrity=(("timbremetrics stimuli whose audio is not stored", "check_dissim_orphans"),),
         experiments=("exp3",),
     ),
+    # ---- more descriptor -> effect datasets for exp2 (rendered on the Audealize sources);
+    # only ingested when named: they render a few hundred variants each
+    DatasetSpec(
+        name="socialfx-comp",
+        title="SocialFX crowdsourced compressor settings per word, rendered on the exp2 sources",
+        ingest="timbredb.datasets.socialfx:ingest",
+        experiments=("exp2",),
+        default=False,
+    ),
+    DatasetSpec(
+        name="safedb",
+        title="SAFE-DB words saved with SAFE equaliser, compressor and distortion settings, rendered on the exp2 sources",
+        ingest="timbredb.datasets.safedb:ingest",
+        experiments=("exp2",),
+        default=False,
+    ),
 )
 
 
 def datasets() -> dict[str, DatasetSpec]:
     return {d.name: d for d in DATASETS}
+
+
+def default_datasets() -> list[str]:
+    """What `timbredb ingest` without targets ingests ("every dataset")."""
+    return [d.name for d in DATASETS if d.default]
 
 
 def get(name: str) -> DatasetSpec:

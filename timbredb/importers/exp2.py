@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from timbredb.analysis.exp2 import DEFAULT_TEMPLATE, EFFECT_ORDER
+from timbredb.effects import dataset_of, effects
 from timbredb.errors import AnalysisError, DatasetError, VocabularyError
 from timbredb.store import Store
 from timbredb.vocabularies import BARE, render_prompt
@@ -30,7 +31,8 @@ STUDY_COLUMNS = {
     "prompt": "target_text",
 }
 TIMBREDB_COLUMNS = {k: k for k in STUDY_COLUMNS}
-EFFECT_ALIASES = {"eq": "eq", "reverb": "reverb", "rvb": "reverb"}
+# the study's effect names, then every timbredb effect label (timbredb's own export)
+EFFECT_ALIASES = {"eq": "eq", "reverb": "reverb", "rvb": "reverb", **{e: e for e in effects()}}
 # the study's tolerance for delta == manip - orig and a constant baseline (np.allclose)
 DELTA_ATOL, DELTA_RTOL, BASELINE_ATOL = 1e-7, 1e-5, 1e-7
 
@@ -128,7 +130,9 @@ def parse_import(path: Path) -> tuple[str, list[dict[str, Any]]]:
         effect_raw = r[cols["effect"]].strip()
         effect = EFFECT_ALIASES.get(effect_raw.lower())
         if effect is None:
-            raise DatasetError(f"{path}: {where}: unknown effect {effect_raw!r} (known: eq, reverb)")
+            known = ", ".join(dict.fromkeys([*EFFECT_ALIASES, *effects()]))
+            raise DatasetError(f"{path}: {where}: unknown effect {effect_raw!r} (known: {known})")
+        dataset = dataset_of(effect)
         source, word, prompt = r[cols["source"]].strip(), r[cols["descriptor"]].strip(), r[cols["prompt"]].strip()
         for name, value in (("source", source), ("descriptor", word), ("prompt", prompt)):
             if not value:
@@ -164,7 +168,7 @@ def parse_import(path: Path) -> tuple[str, list[dict[str, Any]]]:
             )
         baseline.setdefault(bkey, (orig, n))
         rows.append({
-            "effect": effect, "source": source, "descriptor": word, "template": template, "prompt": prompt,
+            "dataset": dataset, "effect": effect, "source": source, "descriptor": word, "template": template, "prompt": prompt,
             "strength": strength, "original_cosine": orig, "variant_cosine": var, "delta": delta, "line": n,
         })
     return layout, rows

@@ -20,6 +20,10 @@ class IngestOptions:
         strengths: audealize: comma list of strengths in (0, 1] (None = the study's five).
         sources: audealize: extra source files or folders to render effects on.
         length_s: audealize: trim rendered variants to this many seconds (None = keep tails).
+        timbremetrics_dir: timbremetrics: read the collection (sounds/ + true_dissim/, or a
+            clone of the repository) from here instead of DATA_DIR/timbremetrics.
+        min_contributions: socialfx-comp, safedb: a word is rendered when at least this many
+            contributions (rows) describe it (None = each dataset's default).
     """
 
     models: list[str] | None = None
@@ -32,3 +36,5 @@ class IngestOptions:
     strengths: str | None = None
     sources: list[Path] = field(default_factory=list)
     length_s: float | None = None
+    timbremetrics_dir: Path | None = None
+    min_contributions: int | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from timbredb.datasets.registry import datasets, ingest_function
+from timbredb.datasets.registry import datasets, default_datasets, ingest_function
 from timbredb.download import ensure_dataset
 from timbredb.errors import DatasetError, ModelUnavailableError, TimbreDBError
 from timbredb.ingest.ingestor import Ingestor, IngestSummary
@@ -44,13 +44,14 @@ def run_ingest(
     Args:
         db: the store file (created if missing).
         data_dir: the root holding the datasets.
-        targets: dataset names and/or audio files and folders; empty = every dataset.
+        targets: dataset names and/or audio files and folders; empty = every default dataset
+            (``default_datasets()``: ccmusic, audealize, timbremetrics).
         options: the typed ingest options.
         progress, warn: progress bars and one-line warnings (stderr in the CLI).
     """
     for t in options.prompts:
         check_template(t)
-    targets = targets or list(datasets())
+    targets = targets or default_datasets()
     for target in targets:
         # a missing dataset is downloaded first, so models built from its data (socialfx-eq) are usable
         if _is_dataset(target):

@@ -205,6 +205,8 @@ class EmbeddingModel(ABC):
     provenance_packages: tuple[str, ...] = ("numpy",)
     #: the shortest input (in samples at the model rate) the model accepts
     min_samples: int = 1
+    #: True for spaces compared pair by pair (no vector per clip; see timbredb.models.pairwise)
+    pairwise: bool = False
 
     def __init__(
         self,
@@ -317,6 +319,7 @@ class EmbeddingModel(ABC):
             sample_rate=self.sample_rate,
             similarity=self.spec.similarity,
             modalities=self.spec.modalities,
+            comparison="pairwise" if self.pairwise else "vector",
         )
 
     def provenance(self) -> dict[str, Any]:

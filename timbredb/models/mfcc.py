@@ -81,6 +81,22 @@ def mfcc_frames(x: NDArray[np.float32], sample_rate: int = 44100) -> NDArray[np.
     return (db.T @ dct_ortho()).T
 
 
+def mfcc_frames_multichannel(x: NDArray[np.floating], sample_rate: int = 44100) -> NDArray[np.float64]:
+    """(channels, n_mfcc, frames) MFCC of (channels, samples) audio, as torchaudio's MFCC on that tensor.
+
+    Each channel gets its own spectrogram; the 80 dB floor is taken below the
+    maximum over *all* channels (torchaudio's ``amplitude_to_DB`` reduces over
+    the last three dimensions of a (channels, mels, frames) input). For one
+    channel this is ``mfcc_frames``.
+    """
+    a = np.atleast_2d(np.asarray(x, dtype=np.float32))
+    fb = mel_filterbank(sample_rate).T
+    mel = np.stack([fb @ power_spectrogram(c) for c in a])
+    db = 10.0 * np.log10(np.maximum(mel, AMIN))
+    db = np.maximum(db, db.max() - TOP_DB)
+    return np.einsum("cmt,mk->ckt", db, dct_ortho())
+
+
 class MFCCModel(EmbeddingModel):
     """Time-averaged MFCC; one 40-d vector per clip, the whole clip in one window."""
 
