@@ -173,7 +173,7 @@ def _safe_eq_tail(eq: SafeEQ, sample_rate: int) -> int:
 def render_safe_eq(pcm: NDArray[np.floating], sample_rate: int, word: SafeEQ, strength: float) -> tuple[Float32Array, int]:
     """The word's EQ at a strength, keeping the ring-out. Returns (audio, tail samples)."""
     eq = word.at(strength)
-    tail = _safe_eq_tail(eq, int(sample_rate))
+    tail = _safe_eq_tail(eq, int(sample_rate)) if any(eq.gains_db) else 0  # all 0 dB: the identity
     return apply_safe_eq(_pad(_as_frames(pcm), tail), sample_rate, eq), tail
 
 

@@ -269,19 +269,14 @@ class Ingestor:
                     self.error(str(files[h]), str(exc), "embed", model.label)
             todo = [p for p in todo if (p[0], model.sample_rate) in pcm and (p[1], model.sample_rate) in pcm]
             bar = self.progress(f"{desc} {model.label}", len(todo))
+            clips_pcm = {h: pcm[(h, model.sample_rate)] for p in todo for h in p}
             try:
-                chunk = max(self.batch_size * 4, 32)
+                # one transaction per chunk: a kill loses at most the chunk in flight
+                chunk = max(self.batch_size * 16, 256)
                 for start in range(0, len(todo), chunk):
                     part = todo[start : start + chunk]
-
-                    def one(p: tuple[str, str], m: Any = model) -> tuple[float, float, int] | AudioError:
-                        try:
-                            return m.distances(pcm[(p[0], m.sample_rate)], pcm[(p[1], m.sample_rate)])
-                        except AudioError as exc:
-                            return exc
-
                     rows = []
-                    for p, res in zip(part, ordered_map(one, part)):
+                    for p, res in zip(part, model.pair_distances(clips_pcm, part)):  # type: ignore[attr-defined]
                         if isinstance(res, AudioError):
                             self.error(f"{files[p[0]]} + {files[p[1]]}", res.problem, "embed", model.label)
                         else:

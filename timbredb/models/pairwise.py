@@ -29,7 +29,7 @@ MFCC matrix) in float64, so no flattened feature is ever held whole.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from timbredb.errors import AudioError, TimbreDBError
 from timbredb.models.base import EmbeddingModel
 from timbredb.models.mfcc import mfcc_frames_multichannel
 from timbredb.models.mss import FFT_SIZES, mss_blocks
+from timbredb.parallel import ordered_map
 
 #: torch.nn.functional.cosine_similarity's default eps (the norms' product is clamped to it)
 COSINE_EPS = 1e-8
@@ -88,6 +89,32 @@ class PairwiseModel(EmbeddingModel):
             raise AudioError(source, "is empty (0 samples)")
         return x
 
+    def _check_pair(self, a: NDArray[np.floating], b: NDArray[np.floating]) -> int:
+        """The pair's padded length; AudioError if the two cannot be compared."""
+        if a.shape[0] != b.shape[0]:
+            raise AudioError("pair", f"has {a.shape[0]} and {b.shape[0]} channels; {self.spec.id} compares "
+                                     "features of clips with the same channel count only")
+        n = max(a.shape[-1], b.shape[-1])
+        if n < self.min_samples:
+            raise AudioError("pair", f"too short for {self.spec.id}: {n} samples, needs at least {self.min_samples}")
+        return n
+
+    def _compare(self, fa: list[NDArray[np.float64]], b: NDArray[np.floating], n: int) -> tuple[float, float, int]:
+        """Distances between a feature given as flat blocks and clip ``b`` padded to ``n`` samples."""
+        dot = na = nb = sq = 0.0
+        for xa, blk in zip(fa, self._blocks(pad_to(b, n))):
+            xb = blk.ravel()
+            dot += float(xa @ xb)
+            na += float(xa @ xa)
+            nb += float(xb @ xb)
+            d = xa - xb
+            sq += float(d @ d)
+        cos = 1.0 - dot / max(math.sqrt(na * nb), COSINE_EPS)
+        return cos, math.sqrt(sq), n
+
+    def _flat_blocks(self, x: NDArray[np.floating], n: int) -> list[NDArray[np.float64]]:
+        return [np.ascontiguousarray(blk).ravel() for blk in self._blocks(pad_to(x, n))]
+
     def distances(self, a: NDArray[np.floating], b: NDArray[np.floating]) -> tuple[float, float, int]:
         """(cosine distance, L2 distance, padded length) of two (channels, samples) clips at the model's rate.
 
@@ -95,23 +122,43 @@ class PairwiseModel(EmbeddingModel):
             AudioError: the clips have different channel counts (their features cannot be compared)
                 or the padded pair is too short for the feature.
         """
-        if a.shape[0] != b.shape[0]:
-            raise AudioError("pair", f"has {a.shape[0]} and {b.shape[0]} channels; {self.spec.id} compares "
-                                     "features of clips with the same channel count only")
-        n = max(a.shape[-1], b.shape[-1])
-        if n < self.min_samples:
-            raise AudioError("pair", f"too short for {self.spec.id}: {n} samples, needs at least {self.min_samples}")
-        pa, pb = pad_to(a, n), pad_to(b, n)
-        dot = na = nb = sq = 0.0
-        for ba, bb in zip(self._blocks(pa), self._blocks(pb)):
-            fa, fb = ba.ravel(), bb.ravel()
-            dot += float(fa @ fb)
-            na += float(fa @ fa)
-            nb += float(fb @ fb)
-            d = fa - fb
-            sq += float(d @ d)
-        cos = 1.0 - dot / max(math.sqrt(na * nb), COSINE_EPS)
-        return cos, math.sqrt(sq), n
+        n = self._check_pair(a, b)
+        return self._compare(self._flat_blocks(a, n), b, n)
+
+    def pair_distances(
+        self, clips: Mapping[str, NDArray[np.floating]], pairs: Sequence[tuple[str, str]]
+    ) -> list[tuple[float, float, int] | AudioError]:
+        """``distances`` of many pairs of named clips, in the order given (a problem is returned, not raised).
+
+        The longer clip of a pair is never padded, so pairs are grouped by it and its
+        feature is computed once per group; groups run on the shared thread pool.
+        """
+        groups: dict[str, list[int]] = {}
+        for k, (a, b) in enumerate(pairs):
+            anchor = a if clips[a].shape[-1] >= clips[b].shape[-1] else b
+            groups.setdefault(anchor, []).append(k)
+
+        def run(anchor: str) -> list[tuple[int, tuple[float, float, int] | AudioError]]:
+            x = clips[anchor]
+            own: list[NDArray[np.float64]] | None = None
+            out: list[tuple[int, tuple[float, float, int] | AudioError]] = []
+            for k in groups[anchor]:
+                a, b = pairs[k]
+                other = clips[b if a == anchor else a]
+                try:
+                    n = self._check_pair(x, other)
+                    if own is None:
+                        own = self._flat_blocks(x, n)  # n is x's own length
+                    out.append((k, self._compare(own, other, n)))
+                except AudioError as exc:
+                    out.append((k, exc))
+            return out
+
+        results: list[tuple[float, float, int] | AudioError | None] = [None] * len(pairs)
+        for part in ordered_map(run, list(groups)):
+            for k, r in part:
+                results[k] = r
+        return [r for r in results if r is not None]
 
 
 class MFCCFramesModel(PairwiseModel):
