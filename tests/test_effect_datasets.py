@@ -275,3 +275,54 @@ def test_migration_0007_keeps_every_variant_and_import_of_an_older_store(tmp_pat
         con.execute("INSERT INTO variants (source_sha256, dataset, effect, descriptor, strength, renderer_version, "
                     "clip_sha256, params, duration_s, tail_s) VALUES ('s', 'nowhere', 'eq', 'w', 1, 'r', 'c', '{}', 1, 0)")
     con.close()
+
+
+# ---------------------------------------------------------------- the two crowds' EQ, and the report
+def test_eq_crowds_compares_responses_and_slopes_of_shared_words(fx_store) -> None:
+    from scipy import stats
+
+    from timbredb.analysis.exp2 import eq_response_db, run_exp2
+    from timbredb.datasets.safedb import EQ_PARAMS
+    from timbredb.store import Store
+
+    db, _, _ = fx_store
+    with Store(db, read_only=True) as store:
+        res = run_exp2(store, compare_eq=True, detail=True, effect="eq,safe-eq")
+    words = res["eq_words"]
+    assert words["word"].to_list() == ["bright", "warm"]  # the words both crowds' EQ variants describe
+    # the SAFE response is measured from the rendered chain: a single peak measures its gain at its centre
+    setting = dict(zip([p.name for p in EQ_PARAMS], [0.0, 150, 0, 560, 1, 6.0, 971, 2.0, 0, 3300, 1, 0, 8200]))
+    response = eq_response_db("safe-eq", setting)
+    from timbredb.dsp import EQ_CENTRES_HZ
+
+    assert response[list(EQ_CENTRES_HZ).index(971)] == pytest.approx(6.0, abs=0.05)
+    assert abs(response[0]) < 0.1 and abs(response[-1]) < 0.1
+    # Audealize's: 5 dB x the normalised curve, at its own centres (neighbouring bands overlap a little)
+    curve = np.zeros(40)
+    curve[20] = 1.0
+    assert eq_response_db("eq", list(curve))[20] == pytest.approx(5.0, abs=0.3)
+    traj = res["trajectories"]
+    pairs = res["eq_agreement"]
+    for r in pairs.iter_rows(named=True):
+        a = traj.filter((traj["effect"] == "eq") & (traj["descriptor"] == r["word"]) & (traj["source"] == r["source"])
+                        & (traj["model"] == r["model"]))["slope"][0]
+        assert r["slope_audealize"] == a and r["same_sign"] == ((a > 0) == (r["slope_safe"] > 0))
+    summary = res["eq_agreement_summary"].row(0, named=True)
+    x, y = pairs["slope_audealize"].to_numpy(), pairs["slope_safe"].to_numpy()
+    assert summary["n_pairs"] == 8 and summary["sign_agreement"] == pytest.approx(float(np.mean(np.sign(x) == np.sign(y))))
+    assert summary["slope_r"] == pytest.approx(stats.pearsonr(x, y).statistic)
+    assert summary["slope_rho"] == pytest.approx(stats.spearmanr(x, y).statistic)
+
+
+def test_the_report_shows_the_other_datasets_and_the_two_crowds(fx_store, tmp_path: Path) -> None:
+    db, data, _ = fx_store
+    out = tmp_path / "rep"
+    CLI(db, data)("report", "--out", out, "--effect", "safe-eq", "--words", "bright,warm")
+    html = (out / "report.html").read_text()
+    for name in ("exp2_table1", "exp2_other_effects", "exp2_eq_crowds_words", "exp2_eq_crowds_models"):
+        assert (out / "tables" / f"{name}.csv").is_file(), name
+    assert (out / "figures" / "exp2_other_trajectories.png").is_file()
+    assert "Two crowds, one word" in html and "safe-distortion" in html
+    # the study's part is unchanged: its tables hold eq and reverb only
+    table2 = (out / "tables" / "exp2_table2.csv").read_text()
+    assert "safe-eq" not in table2 and ",eq," in table2

@@ -280,3 +280,35 @@ def test_a_pair_that_cannot_be_compared_is_one_error(tmp_path: Path) -> None:
     summary = json.loads(out.stdout)
     assert summary["pair_distances_added"] == 1  # a-b; c is stereo, a and b are mono
     assert len(summary["errors"]) == 2 and all("channels" in e["error"] for e in summary["errors"])
+
+
+def test_describe_clips_in_audio_only_and_pairwise_spaces(tmp_path: Path, real_data_dir: Path) -> None:
+    import json
+
+    from tests.conftest import CLI
+    from timbredb.store import Store
+
+    folder = _two_studies(tmp_path, real_data_dir)
+    db = tmp_path / "s.duckdb"
+    cli = CLI(db, tmp_path / "no-data")
+    cli("ingest", "timbremetrics", "--timbremetrics-dir", folder, "--models", "mfcc-frames,mss")
+    query = sorted((folder / "sounds" / "Patil2012_A3").iterdir())[0]
+    out = json.loads(cli("describe", query, "--model", "mfcc-frames", "--clips", "4", "--format", "json").stdout)
+    (desc,) = out
+    assert desc["descriptors"] == [] and len(desc["similar_clips"]) == 4
+    with Store(db, read_only=True) as store:
+        (space,) = store.spaces("mfcc-frames")
+        me = from_array(_load(query).T, 44100, "q").sha256
+        others = [h for h in store.pair_clips(space.space_id) if h != me]
+        stored = store.pair_distances(space.space_id, [(me, h) for h in others])
+    # the query is a stored stimulus: its scores are 1 - the stored cosine distances, best first, itself excluded
+    expected = sorted(((h, 1 - stored[tuple(sorted((me, h)))][0]) for h in others if tuple(sorted((me, h))) in stored),
+                      key=lambda t: -t[1])[:4]
+    assert [c["clip_sha256"] for c in desc["similar_clips"]] == [h for h, _ in expected]
+    assert [c["score"] for c in desc["similar_clips"]] == pytest.approx([s for _, s in expected], rel=1e-9)
+    # a time-averaged audio-only space uses its FAISS index
+    mss = json.loads(cli("describe", query, "--model", "mss", "--clips", "2", "--format", "json").stdout)[0]
+    assert len(mss["similar_clips"]) == 2 and mss["similar_clips"][0]["score"] <= 1.0
+    # without --clips an audio-only model has nothing to say: one clear line
+    bad = cli("describe", query, "--model", "mss", ok=False)
+    assert bad.exit_code == 1 and "--clips" in bad.stderr and bad.stderr.count("\n") == 1

@@ -266,7 +266,9 @@ _register_queries()
 # ---------------------------------------------------------------- describe
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", default=None, help="Text-capable model (default: the first usable, neural before baselines).")
+@click.option("--model", default=None,
+              help="Text-capable model (default: the first usable, neural before baselines); an audio-only model "
+                   "(mfcc, mss, mfcc-frames, mss-frames) with --clips lists the nearest stored clips only.")
 @click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Descriptors per file.")
 @click.option("--vocabulary", default="study", show_default=True, metavar="NAME|FILE",
               help="ccmusic, audealize-eq, audealize-reverb, study, socialfx-eq, a stored vocabulary, or a word file.")
@@ -312,9 +314,11 @@ def describe(obj: Ctx, files: tuple[Path, ...], model: str | None, k: int, vocab
 
         for r in results:
             rows = [{"rank": i + 1, "descriptor": d["descriptor"], "score": d["score"]} for i, d in enumerate(r.descriptors)]
-            click.echo(to_table(pl.DataFrame(rows), title=f"{r.file} ({r.model})"))
+            if rows:
+                click.echo(to_table(pl.DataFrame(rows), title=f"{r.file} ({r.model})"))
             if r.clips:
-                click.echo(to_table(pl.DataFrame(r.clips), title="similar stored clips"))
+                title = "similar stored clips" if rows else f"{r.file} ({r.model}): similar stored clips"
+                click.echo(to_table(pl.DataFrame(r.clips), title=title))
     if errors:
         sys.exit(1)
 
@@ -374,8 +378,9 @@ def import_exp2(obj: Ctx, file: Path, model_name: str, fmt: str) -> None:
               show_default=True, help="Folder for report.html and its figures.")
 @click.option("--words", default="haunting,deep", show_default=True,
               help="Experiment 2 words whose trajectories are plotted (comma-separated).")
-@click.option("--effect", type=click.Choice(["reverb", "eq", "all"]), default="reverb", show_default=True,
-              help="Effect of those trajectories ('all' = every effect).")
+@click.option("--effect", type=click.Choice(["reverb", "eq", "socialfx-compression", "safe-eq", "safe-compression",
+                                            "safe-distortion", "all"]),
+              default="reverb", show_default=True, help="Effect of those trajectories ('all' = every effect).")
 @click.pass_obj
 def report(obj: Ctx, out_dir: Path, words: str, effect: str) -> None:
     """Write an HTML report of every experiment the store holds results for."""

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from timbredb.audio import decode
+from timbredb.audio import decode, from_array, read_pcm
 from timbredb.errors import (
     AudioError,
     ModelUnavailableError,
@@ -159,11 +159,19 @@ def describe(
     """
     if k < 1:
         raise TimbreDBError(f"-k must be at least 1, got {k}")
-    if not model.spec.has_text:
-        raise ModelUnavailableError(f"{model.label} has no text encoder; describe needs a text-capable model")
+    if not model.spec.has_text and n_clips == 0:
+        raise ModelUnavailableError(
+            f"{model.label} has no text encoder: describe needs a text-capable model for descriptors, or "
+            "--clips N for the nearest stored clips in an audio-only space"
+        )
     if n_clips > 0 and store is None:
         raise TimbreDBError("--clips needs a store to search: pass --db with a store that holds clips")
-    index, descriptor_of = vocabulary_index(store, model, words, vocabulary, template, save=save, warn=warn)
+    index, descriptor_of = (
+        vocabulary_index(store, model, words, vocabulary, template, save=save, warn=warn)
+        if model.spec.has_text else (None, {})
+    )
+    if model.pairwise and store is not None:  # (a pairwise space has no text: n_clips > 0 and a store)
+        return _describe_pairwise(store, files, model, n_clips)
     clip_index = audio_index(store, model.space_id) if store is not None and n_clips > 0 else None
 
     results: list[Description] = []
@@ -176,7 +184,7 @@ def describe(
         except AudioError as exc:
             errors.append(str(exc))
             continue
-        hits = index.search(vector, k)[0]
+        hits = index.search(vector, k)[0] if index is not None else []
         desc = Description(
             file=str(f),
             model=model.label,
@@ -189,5 +197,47 @@ def describe(
                 for h, s in neighbours
                 if h != audio.sha256
             ][:n_clips]
+        results.append(desc)
+    return results, errors
+
+
+def _describe_pairwise(
+    store: Store, files: Sequence[str | Path], model: EmbeddingModel, n_clips: int
+) -> tuple[list[Description], list[str]]:
+    """Nearest stored clips in a pairwise space: each file is compared with every clip the space has
+    paired (decoded again from its file), padded pair by pair as the space defines; score = 1 - cosine distance."""
+    stored: dict[str, Any] = {}
+    errors: list[str] = []
+    for h in store.pair_clips(model.space_id):
+        path = store.clip_path(h)
+        try:
+            raw, sr = read_pcm(path or "")
+            stored[h] = model.prepare_pcm(raw, sr, str(path))  # type: ignore[attr-defined]
+        except AudioError as exc:
+            errors.append(f"stored clip {h[:12]}: {exc}")
+    if not stored:
+        raise TimbreDBError(
+            f"{model.label}: no stored clip has a pair distance in this space; run `timbredb ingest timbremetrics "
+            f"--models {model.label}` first"
+        )
+    results: list[Description] = []
+    for f in files:
+        try:
+            raw, sr = read_pcm(f)
+            sha = from_array(raw, sr, str(f)).sha256
+            query = model.prepare_pcm(raw, sr, str(f))  # type: ignore[attr-defined]
+        except AudioError as exc:
+            errors.append(str(exc))
+            continue
+        others = [h for h in stored if h != sha]
+        clips = {**{h: stored[h] for h in others}, "": query}
+        res = model.pair_distances(clips, [("", h) for h in others])  # type: ignore[attr-defined]
+        scored = [(h, 1.0 - r[0]) for h, r in zip(others, res) if not isinstance(r, AudioError)]
+        skipped = [r for r in res if isinstance(r, AudioError)]
+        if skipped:
+            errors.append(f"{f}: {len(skipped)} stored clip(s) cannot be compared ({skipped[0].problem})")
+        scored.sort(key=lambda t: (-t[1], t[0]))
+        desc = Description(file=str(f), model=model.label, descriptors=[])
+        desc.clips = [{"clip_sha256": h, "source_path": store.clip_path(h), "score": sc} for h, sc in scored[:n_clips]]
         results.append(desc)
     return results, errors

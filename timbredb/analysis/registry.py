@@ -117,6 +117,8 @@ EXPERIMENTS: tuple[ExperimentSpec, ...] = (
                    "Effects to analyse: labels (eq, reverb, socialfx-compression, safe-eq, safe-compression, "
                    "safe-distortion), kinds (compression, distortion), datasets (audealize, socialfx, safedb) or "
                    "'every', comma-separated (default: eq,reverb, the study's).", metavar="E1,E2"),
+            Option("compare_eq", "--compare-eq", "flag", False,
+                   "Also compare Audealize's and SAFE-DB's EQ for the words both crowds describe."),
         ),
         report="timbredb.report.exp2:section",
         published=("exp2",),
