@@ -30,11 +30,14 @@ class DownloadSource:
         url: the archive (a GitHub archive of the publishing project).
         members: archive path prefix (after its top folder) -> destination prefix under DATA_DIR/<name>/.
         marker: a path that must exist afterwards.
+        complete: paths (under DATA_DIR/<name>/) a complete copy holds; when some are missing
+            from an existing folder, the archive's absent files are added to it.
     """
 
     url: str
     members: dict[str, str]
     marker: str
+    complete: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,15 @@ class DatasetSpec:
     experiments: tuple[str, ...] = ()
     default: bool = True
 
+
+#: the 21 studies of the timbremetrics collection (Tian et al. 2025: 334 stimuli, 2614 pairs; names as in
+#: github.com/tiianhk/timbremetrics timbremetrics/true_dissim/); a copy lacking some is completed when online
+TIMBREMETRICS_DATASETS: tuple[str, ...] = (
+    "Barthet2010", "Grey1977", "Grey1978", "Iverson1993_Onset", "Iverson1993_Remainder", "Iverson1993_Whole",
+    "Lakatos2000_Comb", "Lakatos2000_Harm", "Lakatos2000_Perc", "McAdams1995", "Patil2012_A3", "Patil2012_DX4",
+    "Patil2012_GD4", "Saitis2020_e2set1_general", "Siedenburg2016_e2set1", "Siedenburg2016_e2set2",
+    "Siedenburg2016_e2set3", "Siedenburg2016_e3", "Vahidi2020", "Zacharakis2014_english", "Zacharakis2014_greek",
+)
 
 DATASETS: tuple[DatasetSpec, ...] = (
     DatasetSpec(
@@ -95,6 +107,7 @@ DATASETS: tuple[DatasetSpec, ...] = (
             url="https://github.com/tiianhk/timbremetrics/archive/HEAD.zip",
             members={"timbremetrics/sounds/": "sounds/", "timbremetrics/true_dissim/": "true_dissim/"},
             marker="true_dissim",
+            complete=tuple(f"true_dissim/{n}_dissimilarity_matrix.txt" for n in TIMBREMETRICS_DATASETS),
         ),
         integrity=(("timbremetrics stimuli whose audio is not stored", "check_dissim_orphans"),),
         experiments=("exp3",),
