@@ -312,3 +312,26 @@ def test_describe_clips_in_audio_only_and_pairwise_spaces(tmp_path: Path, real_d
     # without --clips an audio-only model has nothing to say: one clear line
     bad = cli("describe", query, "--model", "mss", ok=False)
     assert bad.exit_code == 1 and "--clips" in bad.stderr and bad.stderr.count("\n") == 1
+
+
+def test_selected_by_default_the_timbremetrics_baselines_embed_only_its_stimuli(
+    tmp_path: Path, synth_data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import db_rows
+    from timbredb.ingest import IngestOptions, run_ingest
+    from timbredb.ingest import run as run_module
+
+    monkeypatch.setattr(run_module, "usable_models", lambda data_dir: ["mfcc", "mss", "mfcc-frames"])
+    db = tmp_path / "s.duckdb"
+    opts = IngestOptions(words="eq:bright", strengths="1.0", length_s=0.5)
+    summary = run_ingest(db, synth_data_dir, ["timbremetrics", "audealize"], opts)
+    assert not summary.errors
+    n_stimuli = db_rows(db, "SELECT count(DISTINCT clip_sha256) FROM dissimilarity_stimuli")[0][0]
+    counts = dict(db_rows(db, "SELECT s.label, count(*) FROM audio_embeddings JOIN spaces s USING (space_id) GROUP BY 1"))
+    assert counts["mss"] == n_stimuli and counts["mfcc"] > n_stimuli  # mfcc also embedded the exp2 variants
+    assert db_rows(db, "SELECT count(*) FROM pair_distances")[0][0] > 0
+    # named in --models, mss embeds everything it is given
+    run_ingest(db, synth_data_dir, ["audealize"], IngestOptions(models=["mss"], words="eq:bright", strengths="1.0",
+                                                                length_s=0.5))
+    counts = dict(db_rows(db, "SELECT s.label, count(*) FROM audio_embeddings JOIN spaces s USING (space_id) GROUP BY 1"))
+    assert counts["mss"] == counts["mfcc"]

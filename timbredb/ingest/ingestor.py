@@ -10,7 +10,8 @@ any point loses at most the batch in flight and a re-run adds no duplicates.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ class Ingestor:
         progress: factory for progress bars.
         warn: one-line warnings (e.g. prompts outside a model's vocabulary).
         command: recorded in the runs table.
+        scoped: the models were selected by default: each embeds only its spec's scope (``for_dataset``).
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Ingestor:
         progress: ProgressFactory = silent,
         warn: WarnFn = ignore,
         command: str = "ingest",
+        scoped: bool = False,
     ) -> None:
         if batch_size < 1:
             raise TimbreDBError(f"--batch-size must be at least 1, got {batch_size}")
@@ -89,8 +92,26 @@ class Ingestor:
         self.warn = warn
         self.summary = IngestSummary()
         self.run_id = store.start_run(command)
+        self._all_models = list(self.models)
+        self.scoped = scoped
         for model in self.models:
             store.ensure_space(model.space_record())
+
+    @contextmanager
+    def for_dataset(self, name: str) -> Iterator[None]:
+        """While ingesting dataset ``name`` (or "files"), use only the models whose scope includes it.
+
+        Only when the models were selected by default (``scoped``); models named in --models
+        embed everything.
+        """
+        if not self.scoped:
+            yield
+            return
+        self.models = [m for m in self._all_models if m.spec.scope is None or name in m.spec.scope]
+        try:
+            yield
+        finally:
+            self.models = list(self._all_models)
 
     # ------------------------------------------------------------ errors
     def error(self, path: str, message: str, stage: str, model_id: str | None = None) -> None:

@@ -76,11 +76,12 @@ def run_ingest(
     ]
     with Store(db) as store:
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
-                            command="ingest " + " ".join(targets))
+                            command="ingest " + " ".join(targets), scoped=not options.models)
         paths = []
         for target in targets:
             if _is_dataset(target):
-                ingest_dataset(ingestor, target, data_dir, options)
+                with ingestor.for_dataset(target):
+                    ingest_dataset(ingestor, target, data_dir, options)
             elif Path(target).exists():
                 paths.append(target)
             else:
@@ -90,6 +91,8 @@ def run_ingest(
                     "decode",
                 )
         if paths:
-            ingestor.add_paths(paths)
-            ingestor.add_descriptors(BUILTIN[DEFAULT_VOCABULARY], options.prompts or [BARE], vocabulary=DEFAULT_VOCABULARY)
+            with ingestor.for_dataset("files"):
+                ingestor.add_paths(paths)
+                ingestor.add_descriptors(BUILTIN[DEFAULT_VOCABULARY], options.prompts or [BARE],
+                                         vocabulary=DEFAULT_VOCABULARY)
         return ingestor.finish()

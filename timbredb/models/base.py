@@ -65,6 +65,8 @@ class ModelSpec:
         similarity: how vectors compare ("cosine").
         dims: per-checkpoint dimension overrides.
         sample_rates: per-checkpoint sample-rate overrides.
+        scope: the datasets the model embeds when it is selected by default (`timbredb ingest`
+            without --models); None = everything. Named in --models, it embeds everything.
     """
 
     id: str
@@ -83,6 +85,7 @@ class ModelSpec:
     similarity: str = "cosine"
     dims: dict[str, int] = field(default_factory=dict)
     sample_rates: dict[str, int] = field(default_factory=dict)
+    scope: tuple[str, ...] | None = None
 
     @property
     def has_text(self) -> bool:

@@ -37,6 +37,9 @@ SPECS: tuple[ModelSpec, ...] = (
         description="time-averaged multi-scale spectrogram (torch.stft defaults: rectangular window; "
         "n_fft 4096..128, magnitude + log); audio only",
         loader="timbredb.models.mss:MSSModel",
+        # timbremetrics' baselines: selected by default they embed only its stimuli (an 8076-d MSS of
+        # every exp2 variant would cost minutes and serves no text query)
+        scope=("timbremetrics",),
     ),
     ModelSpec(
         id="mfcc-frames",
@@ -49,6 +52,9 @@ SPECS: tuple[ModelSpec, ...] = (
         description="frame-level MFCC compared pair by pair (shorter clip zero-padded to the longer); "
         "audio only, no per-clip vector",
         loader="timbredb.models.pairwise:MFCCFramesModel",
+        # timbremetrics' baselines: selected by default they embed only its stimuli (an 8076-d MSS of
+        # every exp2 variant would cost minutes and serves no text query)
+        scope=("timbremetrics",),
     ),
     ModelSpec(
         id="mss-frames",
@@ -61,6 +67,9 @@ SPECS: tuple[ModelSpec, ...] = (
         description="frame-level multi-scale spectrogram compared pair by pair (shorter clip zero-padded "
         "to the longer); audio only, no per-clip vector",
         loader="timbredb.models.pairwise:MSSFramesModel",
+        # timbremetrics' baselines: selected by default they embed only its stimuli (an 8076-d MSS of
+        # every exp2 variant would cost minutes and serves no text query)
+        scope=("timbremetrics",),
     ),
     ModelSpec(
         id="socialfx-eq",
