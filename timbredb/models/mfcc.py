@@ -18,6 +18,8 @@ The timbremetrics reference results use this baseline.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -39,8 +41,9 @@ def _mel_to_hz(m: NDArray[np.float64]) -> NDArray[np.float64]:
     return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
 
 
+@functools.lru_cache(maxsize=8)
 def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -> NDArray[np.float64]:
-    """(n_fft//2+1, n_mels) triangular HTK filters, as torchaudio.functional.melscale_fbanks."""
+    """(n_fft//2+1, n_mels) triangular HTK filters, as torchaudio.functional.melscale_fbanks (cached, read-only)."""
     n_freqs = n_fft // 2 + 1
     all_freqs = np.linspace(0, sample_rate // 2, n_freqs)
     m_pts = np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2.0), n_mels + 2)
@@ -49,17 +52,22 @@ def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -
     slopes = f_pts[None, :] - all_freqs[:, None]
     down = -slopes[:, :-2] / f_diff[:-1]
     up = slopes[:, 2:] / f_diff[1:]
-    return np.maximum(0.0, np.minimum(down, up))
+    fb = np.maximum(0.0, np.minimum(down, up))
+    fb.flags.writeable = False
+    return fb
 
 
+@functools.lru_cache(maxsize=8)
 def dct_ortho(n_mfcc: int = N_MFCC, n_mels: int = N_MELS) -> NDArray[np.float64]:
-    """(n_mels, n_mfcc) orthonormal DCT-II matrix, as torchaudio.functional.create_dct."""
+    """(n_mels, n_mfcc) orthonormal DCT-II matrix, as torchaudio.functional.create_dct (cached, read-only)."""
     n = np.arange(n_mels, dtype=np.float64)
     k = np.arange(n_mfcc, dtype=np.float64)[:, None]
     dct = np.cos(np.pi / n_mels * (n + 0.5) * k)
     dct[0] *= 1.0 / np.sqrt(2.0)
     dct *= np.sqrt(2.0 / n_mels)
-    return dct.T
+    out = dct.T
+    out.flags.writeable = False
+    return out
 
 
 def power_spectrogram(x: NDArray[np.float32], n_fft: int = N_FFT, hop: int = HOP) -> NDArray[np.float64]:
