@@ -353,3 +353,50 @@ def test_butterworth_is_the_juce_formula() -> None:
     np.testing.assert_allclose(sos[0, 3:], a, rtol=1e-12, atol=1e-15)
     w, h = ss.sosfreqz(sos, [f], fs=fs)
     assert 20 * math.log10(abs(h[0])) == pytest.approx(-3.0103, abs=1e-3)
+
+
+def _juce_biquads(eq: fx.SafeEQ, sr: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """JUCE's legacy IIRCoefficients makeLowShelf / makePeakFilter / makeHighShelf (RBJ cookbook, A = sqrt(gain))."""
+    out = []
+    for band, (g_db, f, q) in enumerate(zip(eq.gains_db, eq.freqs_hz, eq.qs)):
+        a_ = math.sqrt(10 ** (g_db / 20))
+        w = 2 * math.pi * f / sr
+        c, s = math.cos(w), math.sin(w)
+        if band in (0, 4):
+            beta = s * math.sqrt(a_) / q
+            am, ap = a_ - 1, a_ + 1
+            if band == 0:
+                b = [a_ * (ap - am * c + beta), a_ * 2 * (am - ap * c), a_ * (ap - am * c - beta)]
+                a = [ap + am * c + beta, -2 * (am + ap * c), ap + am * c - beta]
+            else:
+                b = [a_ * (ap + am * c + beta), a_ * -2 * (am + ap * c), a_ * (ap + am * c - beta)]
+                a = [ap - am * c + beta, 2 * (am - ap * c), ap - am * c - beta]
+        else:
+            alpha = 0.5 * s / q
+            b = [1 + alpha * a_, -2 * c, 1 - alpha * a_]
+            a = [1 + alpha / a_, -2 * c, 1 - alpha / a_]
+        out.append((np.array(b), np.array(a)))
+    return out
+
+
+@pytest.mark.parametrize("sr", [44100, 48000])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_safe_eq_is_the_plugins_juce_filters(sr: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    eq = fx.SafeEQ(
+        tuple(rng.uniform(-12, 12, 5)),  # type: ignore[arg-type]
+        (rng.uniform(22, 1000), rng.uniform(82, 3900), rng.uniform(180, 4700), rng.uniform(220, 10000),
+         rng.uniform(580, 20000)),
+        (fx.SHELF_Q, rng.uniform(0.1, 10), rng.uniform(0.1, 10), rng.uniform(0.1, 10), fx.SHELF_Q),
+    )
+    n = 1 << 16
+    impulse = np.zeros(n)
+    impulse[0] = 1.0
+    measured = np.abs(np.fft.rfft(fx.apply_safe_eq(impulse, sr, eq)[:, 0].astype(np.float64)))
+    freqs = np.fft.rfftfreq(n, 1 / sr)
+    band = (freqs >= 20) & (freqs <= 20000)
+    expected = np.ones(band.sum(), dtype=complex)
+    for b, a in _juce_biquads(eq, sr):
+        expected *= ss.freqz(b, a, worN=freqs[band], fs=sr)[1]
+    diff = 20 * np.log10(measured[band]) - 20 * np.log10(np.abs(expected))
+    assert np.max(np.abs(diff)) < 0.15
