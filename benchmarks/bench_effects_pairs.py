@@ -99,6 +99,11 @@ def effects(data_dir: Path, rounds: int) -> None:
 
 
 def pairs(data_dir: Path, rounds: int) -> None:
+    for study in ("Iverson1993_Onset", "Zacharakis2014_english"):
+        _pairs_of_study(data_dir, study, rounds)
+
+
+def _pairs_of_study(data_dir: Path, study: str, rounds: int) -> None:
     import soundfile as sf
 
     from timbredb.analysis.exp3 import distance_matrix
@@ -107,47 +112,45 @@ def pairs(data_dir: Path, rounds: int) -> None:
     from timbredb.models import load
 
     mfcc, frames, mss_frames = load("mfcc"), load("mfcc-frames"), load("mss-frames")
-    for study in ("Iverson1993_Onset", "Zacharakis2014_english"):
-        files = stimulus_files(data_dir / "timbremetrics" / "sounds" / study)
-        raw = [sf.read(str(f), dtype="float32", always_2d=True)[0] for f in files]
-        clips = {str(i): np.ascontiguousarray(x.T) for i, x in enumerate(raw)}
-        names = list(clips)
-        all_pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
-        audio = [from_array(x, SR, str(i)) for i, x in enumerate(raw)]
+    files = stimulus_files(data_dir / "timbremetrics" / "sounds" / study)
+    raw = [sf.read(str(f), dtype="float32", always_2d=True)[0] for f in files]
+    clips = {str(i): np.ascontiguousarray(x.T) for i, x in enumerate(raw)}
+    names = list(clips)
+    all_pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    audio = [from_array(x, SR, str(i)) for i, x in enumerate(raw)]
 
-        def vector_space() -> object:
-            x = mfcc.embed_audio(audio)
-            return distance_matrix(x, "cosine"), distance_matrix(x, "l2")
+    def vector_space() -> object:
+        x = mfcc.embed_audio(audio)
+        return distance_matrix(x, "cosine"), distance_matrix(x, "l2")
 
-        ref = "mfcc (time-averaged vectors + all distances, reference)"
-        cases: list[tuple[str, Callable[[], object]]] = [
-            (ref, vector_space),
-            ("mfcc-frames (pair_distances)", lambda: frames.pair_distances(clips, all_pairs)),  # type: ignore[attr-defined]
-            ("mss-frames (pair_distances)", lambda: mss_frames.pair_distances(clips, all_pairs)),  # type: ignore[attr-defined]
-        ]
-        per = {ref: len(all_pairs), cases[1][0]: len(all_pairs), cases[2][0]: len(all_pairs)}
-        sub = all_pairs[:12]
-        try:
-            import torch
+    ref = "mfcc (time-averaged vectors + all distances, reference)"
+    cases: list[tuple[str, Callable[[], object]]] = [
+        (ref, vector_space),
+        ("mfcc-frames (pair_distances)", lambda: frames.pair_distances(clips, all_pairs)),  # type: ignore[attr-defined]
+        ("mss-frames (pair_distances)", lambda: mss_frames.pair_distances(clips, all_pairs)),  # type: ignore[attr-defined]
+    ]
+    per = {ref: len(all_pairs), cases[1][0]: len(all_pairs), cases[2][0]: len(all_pairs)}
+    sub = all_pairs[:12]
+    try:
+        import sys
 
-            sys_path = Path(__file__).resolve().parents[1]
-            import sys
+        import torch
 
-            sys.path.insert(0, str(sys_path))
-            from tests.test_timbremetrics_features import torch_mfcc, torch_mss, torch_pair
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.test_timbremetrics_features import torch_mfcc, torch_mss, torch_pair
 
-            torch.set_num_threads(1)
-            cases.append((f"mfcc-frames, published torch path ({len(sub)} pairs)",
-                          lambda: [torch_pair(torch_mfcc, clips[a], clips[b], torch.float32) for a, b in sub]))
-            cases.append((f"mss-frames, published torch path ({len(sub)} pairs)",
-                          lambda: [torch_pair(torch_mss, clips[a], clips[b], torch.float32) for a, b in sub]))
-            per[cases[-2][0]] = per[cases[-1][0]] = len(sub)
-        except ImportError:
-            pass
-        times = _rounds(cases, rounds)
-        lengths = [x.shape[0] / SR for x in raw]
-        _report(f"pairwise spaces: {study} ({len(files)} stimuli of {min(lengths):.2f}-{max(lengths):.2f} s, "
-                f"{len(all_pairs)} pairs), {rounds} interleaved rounds", "pairs/s", per, times, ref)
+        torch.set_num_threads(1)
+        cases.append((f"mfcc-frames, published torch path ({len(sub)} pairs)",
+                      lambda: [torch_pair(torch_mfcc, clips[a], clips[b], torch.float32) for a, b in sub]))
+        cases.append((f"mss-frames, published torch path ({len(sub)} pairs)",
+                      lambda: [torch_pair(torch_mss, clips[a], clips[b], torch.float32) for a, b in sub]))
+        per[cases[-2][0]] = per[cases[-1][0]] = len(sub)
+    except ImportError:
+        pass
+    times = _rounds(cases, rounds)
+    lengths = [x.shape[0] / SR for x in raw]
+    _report(f"pairwise spaces: {study} ({len(files)} stimuli of {min(lengths):.2f}-{max(lengths):.2f} s, "
+            f"{len(all_pairs)} pairs), {rounds} interleaved rounds", "pairs/s", per, times, ref)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ published scripts' PyTorch path (examples/evaluate_mss.py, evaluate_mfcc.py, met
 from __future__ import annotations
 
 import functools
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,9 @@ def torch_mss(audio, time_average: bool):
     log(|X| floored at 1e-5), optionally averaged over frames, flattened and concatenated (lin, then log)."""
     specs, logs = [], []
     for n in FFT_SIZES:
-        mag = torch.abs(torch.stft(audio, n_fft=n, return_complex=True))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch warns that no window means a rectangular one
+            mag = torch.abs(torch.stft(audio, n_fft=n, return_complex=True))
         safe = torch.where(mag <= 1e-5, torch.tensor(1e-5, dtype=mag.dtype), mag)
         lg = torch.log(safe)
         if time_average:
