@@ -41,7 +41,8 @@ def data_dir(real_data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def filled_db(tmp_path_factory: pytest.TempPathFactory, synth_data_dir: Path) -> Path:
     """A store holding every dataset (synthesized CCMusic, Audealize, timbremetrics) embedded by both
-    baselines. Session-wide and shared: open it read-only, or copy it (``copy_store``) to change it."""
+    baselines, with the pairwise mfcc-frames space over the timbremetrics studies. Session-wide and shared:
+    open it read-only, or copy it (``copy_store``) to change it."""
     from tests.ccmusic_fixture import (
         listener_ratings,
         make_instruments,
@@ -62,7 +63,7 @@ def filled_db(tmp_path_factory: pytest.TempPathFactory, synth_data_dir: Path) ->
     chinese = [i for i in instruments if i.split == "chinese"]
     write_listener_files(folder, chinese, listener_ratings(chinese))  # issue 11: noise ceilings
     db = root / "filled.duckdb"
-    options = IngestOptions(models=["mfcc", "socialfx-eq"], words="bright,warm,hall,church", strengths="0.5,1.0",
+    options = IngestOptions(models=["mfcc", "socialfx-eq", "mfcc-frames"], words="bright,warm,hall,church", strengths="0.5,1.0",
                             length_s=1.0)
     summary = run_ingest(db, data, [], options)
     assert not summary.errors, summary.errors

@@ -181,6 +181,9 @@ CORRUPTIONS = {
                            "WHERE instrument = (SELECT min(instrument) FROM instruments)",
     "check_dissim_orphans": "UPDATE dissimilarity_stimuli SET clip_sha256 = 'gone' WHERE stimulus_index = 0",
     "check_variant_orphans": "UPDATE variants SET clip_sha256 = 'gone' WHERE effect = 'eq' AND strength = 1.0",
+    "check_pair_orphans": "UPDATE spaces SET comparison = 'vector' WHERE label = 'mfcc-frames'",
+    "check_pair_non_finite": "UPDATE pair_distances SET l2_distance = CAST('nan' AS DOUBLE) "
+                             "WHERE clip_sha256_a = (SELECT min(clip_sha256_a) FROM pair_distances)",
 }
 
 

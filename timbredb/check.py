@@ -27,6 +27,8 @@ CORE_CHECKS: tuple[tuple[str, str], ...] = (
     ("vectors whose batch (provenance) is not stored", "check_batch_orphans"),
     ("text vectors of unknown prompts", "check_prompt_orphans"),
     ("files pointing at clips that are not stored", "check_file_orphans"),
+    ("pair distances of unknown clips or of spaces that are not pairwise", "check_pair_orphans"),
+    ("pair distances that are NaN, infinite or negative", "check_pair_non_finite"),
 )
 
 

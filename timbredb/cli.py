@@ -215,13 +215,21 @@ def _split_models(value: str | None) -> list[str] | None:
 @click.option("--prompt", "prompts", multiple=True, metavar="TEMPLATE",
               help="Prompt template with '{}' for the word (repeatable); each is a separate set of text embeddings.")
 @click.option("--words", default=None, metavar="W1,W2|FILE",
-              help="audealize: descriptor words to render (default: the study's 20 EQ and 20 reverb words).")
+              help="audealize, socialfx-comp, safedb: descriptor words to render, optionally EFFECT:WORD "
+                   "(default: the study's 20 EQ and 20 reverb words; the effect datasets' well-attested words).")
 @click.option("--strengths", default=None, metavar="S1,S2",
-              help="audealize: effect strengths (default 0.2,0.4,0.6,0.8,1.0).")
+              help="audealize, socialfx-comp, safedb: effect strengths (default 0.2,0.4,0.6,0.8,1.0).")
 @click.option("--source", "sources", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="audealize: extra source audio to render effects on (repeatable).")
 @click.option("--length-s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="audealize: trim rendered variants to this many seconds (default: keep the whole tail).")
+# ---- issue 12: more timbremetrics folders, more effect datasets
+@click.option("--timbremetrics-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="timbremetrics: read the collection from this folder (sounds/ + true_dissim/, or a clone of "
+                   "tiianhk/timbremetrics) instead of DATA_DIR/timbremetrics.")
+@click.option("--min-contributions", type=click.IntRange(min=1), default=None,
+              help="socialfx-comp, safedb: render the words at least this many contributions describe "
+                   "(default 20 and 5).")
 @click.option("--strict", is_flag=True, help="Exit with status 4 if any input failed.")
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
 # ---- issue 11: rated datasets and prompt sets
@@ -235,15 +243,17 @@ def _split_models(value: str | None) -> list[str] | None:
 @click.pass_obj
 def ingest(obj: Ctx, targets: tuple[str, ...], model_names: tuple[str, ...], batch_size: int, device: str, dtype: str,
            weights: Path | None, allow_unpinned: bool, prompts: tuple[str, ...], words: str | None, strengths: str | None,
-           sources: tuple[Path, ...], length_s: float | None, strict: bool, fmt: str, prompt_set: str | None,
+           sources: tuple[Path, ...], length_s: float | None, timbremetrics_dir: Path | None,
+           min_contributions: int | None, strict: bool, fmt: str, prompt_set: str | None,
            rating_audio: Path | None, rating_name: str | None) -> None:
     """Store audio and datasets and compute every missing embedding.
 
-    TARGETS are dataset names (ccmusic, audealize, timbremetrics) or audio
-    files/folders; none means every dataset. `ingest ratings PATH` stores a
-    rated dataset of your own (a ratings CSV or a folder with ratings.csv and
-    audio/). Re-running computes only what is missing; a killed run resumes
-    without duplicates.
+    TARGETS are dataset names (ccmusic, audealize, timbremetrics, and the extra
+    effect datasets socialfx-comp and safedb) or audio files/folders; none means
+    every default dataset (ccmusic, audealize, timbremetrics). `ingest ratings
+    PATH` stores a rated dataset of your own (a ratings CSV or a folder with
+    ratings.csv and audio/). Re-running computes only what is missing; a killed
+    run resumes without duplicates.
     """
     from timbredb.ingest import IngestOptions, run_ingest
 
@@ -251,7 +261,8 @@ def ingest(obj: Ctx, targets: tuple[str, ...], model_names: tuple[str, ...], bat
         models=_split_models(",".join(model_names)) if model_names else None, batch_size=batch_size, device=device,
         dtype=dtype, weights=weights, allow_unpinned=allow_unpinned, prompts=list(prompts), words=words,
         strengths=strengths, sources=list(sources), length_s=length_s, prompt_set=prompt_set,
-        rating_audio=rating_audio, rating_name=rating_name,
+        rating_audio=rating_audio, rating_name=rating_name, timbremetrics_dir=timbremetrics_dir,
+        min_contributions=min_contributions,
     )
     summary = run_ingest(obj.db, obj.data_dir, list(targets), options, progress=_progress, warn=_warn)
     if fmt == "json":
@@ -330,7 +341,8 @@ _register_queries()
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--models", "--model", "model_names", multiple=True, metavar="M1,M2",
-              help="Text-capable models, comma-separated or repeated (default: the first usable, neural first).")
+              help="Models, comma-separated or repeated (default: the first usable text model, neural first); an "
+                   "audio-only model (mfcc, mss, mfcc-frames, mss-frames) with --clips lists the nearest stored clips only.")
 @click.option("-k", "k", type=click.IntRange(min=1), default=5, show_default=True, help="Descriptors per file.")
 @click.option("--vocabulary", default=DEFAULT_VOCABULARY, show_default=True, metavar="NAME|FILE",
               help="study (the 48 timbre words of the study and CCMusic), ccmusic, audealize-eq, audealize-reverb, "
@@ -395,13 +407,15 @@ def describe(obj: Ctx, files: tuple[Path, ...], model_names: tuple[str, ...], k:
         for r in results:
             rows = [{"rank": i + 1, "descriptor": d["descriptor"], "score": d["score"], "cosine": d["cosine"]}
                     for i, d in enumerate(r.descriptors)]
-            ref = r.reference
-            title = f"{r.file} ({r.model}; score: {ref['ranked_by']}" + (
-                f", against {ref['n_clips']} {'stored' if ref['kind'] == 'store' else 'synthesized'} sounds)"
-                if ref["ranked_by"] == "calibrated" else ")")
-            click.echo(to_table(pl.DataFrame(rows), title=title))
+            if rows:
+                ref = r.reference
+                title = f"{r.file} ({r.model}; score: {ref['ranked_by']}" + (
+                    f", against {ref['n_clips']} {'stored' if ref['kind'] == 'store' else 'synthesized'} sounds)"
+                    if ref["ranked_by"] == "calibrated" else ")")
+                click.echo(to_table(pl.DataFrame(rows), title=title))
             if r.clips:
-                click.echo(to_table(pl.DataFrame(r.clips), title="similar stored clips"))
+                title = "similar stored clips" if rows else f"{r.file} ({r.model}): similar stored clips"
+                click.echo(to_table(pl.DataFrame(r.clips), title=title))
     if errors:
         sys.exit(1)
 
@@ -517,8 +531,9 @@ def export_exp1(obj: Ctx, out_dir: Path, model: str | None, dataset: str, templa
               show_default=True, help="Folder for report.html and its figures.")
 @click.option("--words", default="haunting,deep", show_default=True,
               help="Experiment 2 words whose trajectories are plotted (comma-separated).")
-@click.option("--effect", type=click.Choice(["reverb", "eq", "all"]), default="reverb", show_default=True,
-              help="Effect of those trajectories ('all' = every effect).")
+@click.option("--effect", type=click.Choice(["reverb", "eq", "socialfx-compression", "safe-eq", "safe-compression",
+                                            "safe-distortion", "all"]),
+              default="reverb", show_default=True, help="Effect of those trajectories ('all' = every effect).")
 @click.pass_obj
 def report(obj: Ctx, out_dir: Path, words: str, effect: str) -> None:
     """Write an HTML report of every experiment the store holds results for."""

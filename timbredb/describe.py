@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from timbredb.audio import Audio, StreamedAudio, decode, open_audio
+from timbredb.audio import Audio, StreamedAudio, decode, from_array, open_audio, read_pcm
 from timbredb.errors import (
     AudioError,
     ModelUnavailableError,
@@ -281,11 +281,17 @@ def describe(
     """
     if k < 1:
         raise TimbreDBError(f"-k must be at least 1, got {k}")
-    if not model.spec.has_text:
-        raise ModelUnavailableError(f"{model.label} has no text encoder; describe needs a text-capable model")
+    if not model.spec.has_text and n_clips == 0:
+        raise ModelUnavailableError(
+            f"{model.label} has no text encoder: describe needs a text-capable model for descriptors, or "
+            "--clips N for the nearest stored clips in an audio-only space"
+        )
     if n_clips > 0 and store is None:
         raise TimbreDBError("--clips needs a store to search: pass --db with a store that holds clips")
-    ranker = _ranker(store, model, words, vocabulary, template, rank, save=save, warn=warn)
+    if model.pairwise and store is not None:  # (a pairwise space has no text: n_clips > 0 and a store)
+        return _describe_pairwise(store, files, model, n_clips)
+    # an audio-only space has no descriptors to rank: only its nearest stored clips
+    ranker = _ranker(store, model, words, vocabulary, template, rank, save=save, warn=warn) if model.spec.has_text else None
     clip_index = audio_index(store, model.space_id) if store is not None and n_clips > 0 else None
 
     results: list[Description] = []
@@ -322,13 +328,14 @@ def _describe_vector(
     file: str,
     clip_sha256: str,
     vector: NDArray[np.float32],
-    ranker: _Ranker,
+    ranker: _Ranker | None,
     k: int,
     clip_index: VectorIndex | None,
     n_clips: int,
 ) -> Description:
     """One Description from a clip's vector: what ``describe`` and ``describe_clip`` share."""
-    desc = Description(file=file, model=model.label, descriptors=ranker.best(vector, k), reference=ranker.reference)
+    desc = Description(file=file, model=model.label, descriptors=ranker.best(vector, k) if ranker else [],
+                       reference=ranker.reference if ranker else {})
     if clip_index is not None and store is not None:
         neighbours = clip_index.search(vector, n_clips + 1)[0]
         desc.clips = [
@@ -372,3 +379,43 @@ def describe_clip(
     clip_index = audio_index(store, model.space_id) if n_clips > 0 else None
     file = store.clip_path(clip_sha256) or clip_sha256
     return _describe_vector(store, model, file, clip_sha256, matrix, ranker, k, clip_index, n_clips)
+def _describe_pairwise(
+    store: Store, files: Sequence[str | Path], model: EmbeddingModel, n_clips: int
+) -> tuple[list[Description], list[str]]:
+    """Nearest stored clips in a pairwise space: each file is compared with every clip the space has
+    paired (decoded again from its file), padded pair by pair as the space defines; score = 1 - cosine distance."""
+    stored: dict[str, Any] = {}
+    errors: list[str] = []
+    for h in store.pair_clips(model.space_id):
+        path = store.clip_path(h)
+        try:
+            raw, sr = read_pcm(path or "")
+            stored[h] = model.prepare_pcm(raw, sr, str(path))  # type: ignore[attr-defined]
+        except AudioError as exc:
+            errors.append(f"stored clip {h[:12]}: {exc}")
+    if not stored:
+        raise TimbreDBError(
+            f"{model.label}: no stored clip has a pair distance in this space; run `timbredb ingest timbremetrics "
+            f"--models {model.label}` first"
+        )
+    results: list[Description] = []
+    for f in files:
+        try:
+            raw, sr = read_pcm(f)
+            sha = from_array(raw, sr, str(f)).sha256
+            query = model.prepare_pcm(raw, sr, str(f))  # type: ignore[attr-defined]
+        except AudioError as exc:
+            errors.append(str(exc))
+            continue
+        others = [h for h in stored if h != sha]
+        clips = {**{h: stored[h] for h in others}, "": query}
+        res = model.pair_distances(clips, [("", h) for h in others])  # type: ignore[attr-defined]
+        scored = [(h, 1.0 - r[0]) for h, r in zip(others, res) if not isinstance(r, AudioError)]
+        skipped = [r for r in res if isinstance(r, AudioError)]
+        if skipped:
+            errors.append(f"{f}: {len(skipped)} stored clip(s) cannot be compared ({skipped[0].problem})")
+        scored.sort(key=lambda t: (-t[1], t[0]))
+        desc = Description(file=str(f), model=model.label, descriptors=[])
+        desc.clips = [{"clip_sha256": h, "source_path": store.clip_path(h), "score": sc} for h, sc in scored[:n_clips]]
+        results.append(desc)
+    return results, errors

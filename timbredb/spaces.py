@@ -31,6 +31,13 @@ class SpaceRecord:
     sample_rate: int
     similarity: str
     modalities: tuple[str, ...]
+    #: "vector" (one vector per clip, in audio_embeddings) or "pairwise" (one row per
+    #: pair of clips, in pair_distances: frame-level features compared pair by pair)
+    comparison: str = "vector"
+
+    @property
+    def pairwise(self) -> bool:
+        return self.comparison == "pairwise"
 
     @property
     def has_text(self) -> bool:

@@ -414,7 +414,7 @@ class Store:
             "space_ensure", space_id=rec.space_id, label=rec.label, model_id=rec.model_id, family=rec.family,
             checkpoint=rec.checkpoint, checkpoint_sha256=rec.checkpoint_sha256,
             policy=json.dumps(rec.policy, sort_keys=True), dim=rec.dim, sample_rate=rec.sample_rate,
-            similarity=rec.similarity, modalities=list(rec.modalities),
+            similarity=rec.similarity, modalities=list(rec.modalities), comparison=rec.comparison,
         )
 
     def set_checkpoint_sha256(self, space_id: str, sha256: str | None) -> None:
@@ -424,7 +424,7 @@ class Store:
     def spaces(self, model: str | None = None) -> list[SpaceRecord]:
         """Stored spaces, or those a ``--model`` value names (see ``timbredb.spaces.match``)."""
         rows = [
-            SpaceRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8], r[9], tuple(r[10]))
+            SpaceRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8], r[9], tuple(r[10]), r[11])
             for r in self._run("spaces_all")
         ]
         return match(rows, model)
@@ -515,6 +515,59 @@ class Store:
 
     def count_audio(self, space_id: str) -> int:
         return int(self._value("audio_count", space_id=space_id))
+
+    # ------------------------------------------------------------ pairwise spaces
+    @staticmethod
+    def _pair_table(pairs: Sequence[tuple[str, str]]) -> pa.Table:
+        canon = [(a, b) if a <= b else (b, a) for a, b in pairs]
+        return pa.table({
+            "clip_sha256_a": pa.array([p[0] for p in canon], pa.string()),
+            "clip_sha256_b": pa.array([p[1] for p in canon], pa.string()),
+        })
+
+    def missing_pairs(self, space_id: str, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The pairs (as (smaller, larger) hash, in input order, without repeats) a pairwise space lacks."""
+        if not pairs:
+            return []
+        with self._registered(self._pair_table(pairs)):
+            have = {(str(a), str(b)) for a, b in self._run("pairs_present", space_id=space_id)}
+        canon = [(a, b) if a <= b else (b, a) for a, b in pairs]
+        return [p for p in dict.fromkeys(canon) if p not in have]
+
+    def insert_pair_distances(
+        self, space_id: str, rows: Sequence[tuple[str, str, float, float, int]], batch_id: int
+    ) -> int:
+        """Insert (clip a, clip b, cosine distance, L2 distance, padded samples) rows; stored pairs are kept."""
+        if not rows:
+            return 0
+        canon = [(a, b, c, d, n) if a <= b else (b, a, c, d, n) for a, b, c, d, n in rows]
+        tbl = pa.table({
+            "space_id": pa.array([space_id] * len(canon), pa.string()),
+            "clip_sha256_a": pa.array([r[0] for r in canon], pa.string()),
+            "clip_sha256_b": pa.array([r[1] for r in canon], pa.string()),
+            "cosine_distance": pa.array([float(r[2]) for r in canon], pa.float64()),
+            "l2_distance": pa.array([float(r[3]) for r in canon], pa.float64()),
+            "n_samples": pa.array([int(r[4]) for r in canon], pa.int64()),
+            "batch_id": pa.array([batch_id] * len(canon), pa.int64()),
+        })
+        with self._registered(tbl):
+            return int(self._run("pairs_insert")[0][0])
+
+    def pair_distances(
+        self, space_id: str, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[float, float]]:
+        """(smaller hash, larger hash) -> (cosine distance, L2 distance) of the stored pairs among ``pairs``."""
+        if not pairs:
+            return {}
+        with self._registered(self._pair_table(pairs)):
+            return {(str(a), str(b)): (float(c), float(d)) for a, b, c, d in self._run("pairs_of", space_id=space_id)}
+
+    def pair_clips(self, space_id: str) -> list[str]:
+        """Every clip that takes part in a stored pair of a pairwise space, by hash."""
+        return [str(r[0]) for r in self._run("pairs_clips", space_id=space_id)]
+
+    def count_pairs(self, space_id: str | None = None) -> int:
+        return int(self._value("pairs_count", space_id=space_id))
 
     # ------------------------------------------------------------ vocabularies and prompts
     def add_vocabulary(self, name: str, words: Sequence[str]) -> None:
@@ -722,22 +775,29 @@ class Store:
 
     def add_exp2_source(
         self, sha256: str, label: str, kind: str, origin: str, sample_rate: int, channels: int, duration_s: float,
-        renderer_version: str,
+        renderer_version: str, dataset: str = "audealize",
     ) -> None:
-        """Record a source (kept if present) and mark its variants of this renderer as used, together."""
+        """Record a source (kept if present) and mark its variants of this renderer and dataset as used, together."""
         with self.transaction():
             self._run(
                 "exp2_source_add", sha=sha256, label=label, kind=kind, origin=origin, sample_rate=sample_rate,
                 channels=channels, duration_s=duration_s,
             )
-            self._run("exp2_variants_touch", sha=sha256, version=renderer_version)
+            self._run("exp2_variants_touch", sha=sha256, version=renderer_version, dataset=dataset)
 
-    def variants_of(self, source_sha256: str, renderer_version: str) -> dict[tuple[str, str, float], str]:
+    def variants_of(
+        self, source_sha256: str, renderer_version: str, dataset: str = "audealize"
+    ) -> dict[tuple[str, str, float], str]:
         """(effect, descriptor, strength rounded to 1e-6) -> clip hash of a source's stored variants."""
         return {
             (e, d, round(float(s), 6)): h
-            for e, d, s, h in self._run("exp2_variants_of", sha=source_sha256, version=renderer_version)
+            for e, d, s, h in self._run("exp2_variants_of", sha=source_sha256, version=renderer_version,
+                                        dataset=dataset)
         }
+
+    def exp2_effects(self) -> list[tuple[str, str, int]]:
+        """(dataset, effect, rows) of the stored variants (originals excluded) and imported rows."""
+        return [(str(d), str(e), int(n)) for d, e, n in self._run("exp2_effects_stored")]
 
     def upsert_variants(self, rows: Sequence[dict[str, Any]]) -> None:
         """Record rendered variants (keys of ``exp2_variant_upsert``) in one transaction."""

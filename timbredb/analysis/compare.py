@@ -154,7 +154,7 @@ def _exp2_series(store: Store, names: list[str] | None, template: str) -> dict[s
 
 # ---------------------------------------------------------------- exp3
 def _exp3_series(store: Store, names: list[str] | None) -> dict[str, Series]:
-    from timbredb.analysis.exp3 import DISTANCES, load_studies, study_scores
+    from timbredb.analysis.exp3 import DISTANCES, distance_scores, load_studies, pair_matrices, study_scores
 
     studies = load_studies(store)
     if not studies:
@@ -177,9 +177,14 @@ def _exp3_series(store: Store, names: list[str] | None) -> dict[str, Series]:
         series: Series = {}
         for study in coverage.filter(pl.col("space_id") == space.space_id)["dataset"].to_list():
             s = studies[study]
-            _, x = store.audio_matrix(space.space_id, s.clip_sha256)
+            if space.pairwise:  # frame-level spaces hold pair distances, not vectors
+                mats = pair_matrices(store, space.space_id, s.clip_sha256)
+                per_distance = {d: distance_scores(mats[d], s.human) for d in DISTANCES}
+            else:
+                _, x = store.audio_matrix(space.space_id, s.clip_sha256)
+                per_distance = {d: study_scores(x, s.human, d) for d in DISTANCES}
             for distance in DISTANCES:
-                scores = study_scores(x, s.human, distance)
+                scores = per_distance[distance]
                 for k, v in enumerate(scores.spearman):
                     _put(series, ("anchor", study, f"spearman_{distance}"), k, v)
                     _put(series, ("anchor", "all", f"spearman_{distance}"), (study, k), v)

@@ -42,11 +42,13 @@ import polars as pl
 
 from timbredb import queries
 from timbredb.analysis.stats import nanmean, pearson, spearman
+from timbredb.effects import ORDER, resolve
 from timbredb.errors import AnalysisError
 from timbredb.store import Store
 
 DEFAULT_TEMPLATE = "a {} sound"
-EFFECT_ORDER = {"eq": 0, "reverb": 1, "all": 2}
+#: effects in listing order ("all", the selected effects together, last)
+EFFECT_ORDER = ORDER
 SUMMARY_COLUMNS = [
     "model", "effect", "n_trajectories", "pos_slope_rate", "pos_final_delta_rate", "all_source_consistency",
     "mean_pearson_r", "mean_spearman_rho", "mean_slope", "mean_final_delta", "strict_increasing", "strict_decreasing",
@@ -218,6 +220,95 @@ def study_tables(summary: pl.DataFrame) -> dict[str, pl.DataFrame]:
     return {"table1": t1, "table2": t2}
 
 
+# ---------------------------------------------------------------- two crowds, one word: Audealize vs SAFE EQ
+#: the frequencies (Hz) the two crowds' EQ responses are compared at: Audealize's 40 band centres
+RESPONSE_RATE = 44100
+RESPONSE_SAMPLES = 1 << 16
+
+
+def eq_response_db(effect: str, parameters: dict[str, float] | list[float]) -> np.ndarray:
+    """Magnitude response (dB) of a word's full-strength EQ at the 40 Audealize centres (44.1 kHz).
+
+    Measured, not derived: a unit impulse through the renderer itself (``timbredb.dsp`` for
+    Audealize's 40-band EQ, ``timbredb.dsp_plugins`` for SAFE's 5 bands), then an FFT.
+    """
+    from timbredb import dsp, dsp_plugins
+    from timbredb.datasets.safedb import EQ_PARAMS, safe_eq
+
+    impulse = np.zeros(RESPONSE_SAMPLES)
+    impulse[0] = 1.0
+    if effect == "eq":
+        h = dsp.apply_eq(impulse, RESPONSE_RATE, dsp.eq_gains_db(np.asarray(parameters, dtype=np.float64), 1.0))
+    else:
+        assert isinstance(parameters, dict)
+        values = tuple(float(parameters[p.name]) for p in EQ_PARAMS)
+        h = dsp_plugins.apply_safe_eq(impulse, RESPONSE_RATE, safe_eq(values))
+    spec = np.abs(np.fft.rfft(h[:, 0].astype(np.float64)))
+    bins = np.rint(np.asarray(dsp.EQ_CENTRES_HZ) * RESPONSE_SAMPLES / RESPONSE_RATE).astype(int)
+    return 20.0 * np.log10(np.maximum(spec[bins], 1e-12))
+
+
+def eq_crowds(store: Store, traj: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """Do Audealize's and SAFE-DB's EQ settings for the same word agree, and move a model the same way?
+
+    For every word with stored variants of both ``eq`` (Audealize) and ``safe-eq`` (SAFE-DB):
+    the two full-strength magnitude responses at the 40 Audealize centres (dB) and their
+    Pearson r; then, per model, the trajectory slopes of the two EQs per source.
+
+    Args:
+        traj: per-trajectory rows (``trajectories``) including both effects.
+
+    Returns:
+        {"eq_words": word, safe_contributions, response_r, response_rmsd_db, mean_gain_db_audealize,
+        mean_gain_db_safe; "eq_agreement": model, word, source, slope_audealize, slope_safe, same_sign;
+        "eq_agreement_summary": model, n_words, n_pairs, sign_agreement (share of (word, source)
+        pairs whose slopes have the same sign), slope_r (Pearson r of the slopes over the pairs; NaN
+        with fewer than 3), slope_rho (Spearman)}.
+    """
+    import json
+
+    settings = queries.run(store, "exp2_eq_words")
+    by = {(r["effect"], r["descriptor"]): r for r in settings.iter_rows(named=True)}
+    shared = sorted(w for e, w in by if e == "eq" and ("safe-eq", w) in by)
+    words = []
+    for w in shared:
+        ra = eq_response_db("eq", json.loads(by[("eq", w)]["parameters"]))
+        rb = eq_response_db("safe-eq", json.loads(by[("safe-eq", w)]["parameters"]))
+        words.append({
+            "word": w, "safe_contributions": by[("safe-eq", w)]["contributions"],
+            "response_r": pearson(ra, rb), "response_rmsd_db": float(np.sqrt(np.mean((ra - rb) ** 2))),
+            "mean_gain_db_audealize": float(ra.mean()), "mean_gain_db_safe": float(rb.mean()),
+        })
+    words_df = pl.DataFrame(words, schema={
+        "word": pl.String, "safe_contributions": pl.Int64, "response_r": pl.Float64, "response_rmsd_db": pl.Float64,
+        "mean_gain_db_audealize": pl.Float64, "mean_gain_db_safe": pl.Float64,
+    })
+    t = traj.filter(pl.col("effect").is_in(["eq", "safe-eq"]) & pl.col("descriptor").is_in(shared))
+    a = t.filter(pl.col("effect") == "eq").select("model", "source", pl.col("descriptor").alias("word"),
+                                                   pl.col("slope").alias("slope_audealize"))
+    b = t.filter(pl.col("effect") == "safe-eq").select("model", "source", pl.col("descriptor").alias("word"),
+                                                        pl.col("slope").alias("slope_safe"))
+    pairs = a.join(b, on=["model", "word", "source"], how="inner").select(
+        "model", "word", "source", "slope_audealize", "slope_safe",
+        ((pl.col("slope_audealize") > 0) == (pl.col("slope_safe") > 0)).alias("same_sign"),
+    ).sort("model", "word", "source")
+    summary = []
+    for (m,), g in pairs.group_by("model", maintain_order=True):
+        x, y = g["slope_audealize"].to_numpy(), g["slope_safe"].to_numpy()
+        ok = np.isfinite(x) & np.isfinite(y)
+        summary.append({
+            "model": m, "n_words": g["word"].n_unique(), "n_pairs": int(ok.sum()),
+            "sign_agreement": float(np.mean(np.sign(x[ok]) == np.sign(y[ok]))) if ok.any() else float("nan"),
+            "slope_r": pearson(x[ok], y[ok]) if ok.sum() >= 3 else float("nan"),
+            "slope_rho": spearman(x[ok], y[ok]) if ok.sum() >= 3 else float("nan"),
+        })
+    summary_df = pl.DataFrame(summary, schema={
+        "model": pl.String, "n_words": pl.Int64, "n_pairs": pl.Int64, "sign_agreement": pl.Float64,
+        "slope_r": pl.Float64, "slope_rho": pl.Float64,
+    })
+    return {"eq_words": words_df, "eq_agreement": pairs, "eq_agreement_summary": summary_df}
+
+
 def _resolve_models(store: Store, model: str | None) -> list[str] | None:
     if model is None:
         return None
@@ -231,13 +322,19 @@ def _resolve_models(store: Store, model: str | None) -> list[str] | None:
     return labels
 
 
-def _explain_empty(store: Store, template: str, renderer: str | None = None) -> str:
+def _explain_empty(store: Store, template: str, renderer: str | None = None, effects: list[str] | None = None) -> str:
     n_variants = store.count_variants()
     n_imported = store.count_imported_exp2()
     if not n_variants and not n_imported:
         return (
             "no Experiment 2 data in the store: run `timbredb ingest audealize` "
             "(or `timbredb import exp2 FILE --model NAME`)"
+        )
+    stored = sorted({e for _, e, _ in store.exp2_effects()}, key=lambda e: EFFECT_ORDER.get(e, 99))
+    if effects is not None and not set(effects) & set(stored):
+        return (
+            f"no variants of {', '.join(effects)} in the store (stored effects: {', '.join(stored) or 'none'}); "
+            "pick them with --effect (a label, a kind such as compression, a dataset such as safedb, or every)"
         )
     if renderer is not None and not store.count_variants(renderer):
         known = store.renderer_versions()
@@ -256,6 +353,8 @@ def run_exp2(
     renderer: str | None = None,
     tables: bool = False,
     distinct: bool = False,
+    effect: str | None = None,
+    compare_eq: bool = False,
 ) -> dict[str, pl.DataFrame]:
     """Experiment 2 on what the store holds (local variants and imported results).
 
@@ -263,9 +362,13 @@ def run_exp2(
         model: only this model (space label, model id, space id, or imported name).
         detail: also return the per-trajectory rows.
         template: prompt template of the target texts.
-        renderer: renderer version of the local variants (None = the latest used).
+        renderer: renderer version of the local variants (None = per descriptor dataset, the latest used).
         tables: return the study's table layouts (see ``study_tables``) instead.
         distinct: count words with identical variants once (see the module doc).
+        effect: which effects (``timbredb.effects.resolve``: labels, kinds, datasets or "every");
+            None = the study's EQ and reverb. "all" aggregates the selected effects.
+        compare_eq: also return the Audealize vs SAFE-DB EQ comparison of shared words
+            (``eq_crowds``: "eq_words", "eq_agreement", "eq_agreement_summary").
 
     Returns:
         {"summary": per model and effect (columns ``SUMMARY_COLUMNS``)}; with ``tables``
@@ -276,9 +379,11 @@ def run_exp2(
         AnalysisError: unknown model, or nothing to analyse.
     """
     models = _resolve_models(store, model)
-    points = queries.run(store, "exp2_trajectories", models=models, template=template, renderer=renderer)
+    chosen = resolve(effect)
+    points = queries.run(store, "exp2_trajectories", models=models, template=template, renderer=renderer,
+                         effects=chosen).drop("dataset")
     if points.height == 0:
-        raise AnalysisError(_explain_empty(store, template, renderer))
+        raise AnalysisError(_explain_empty(store, template, renderer, chosen))
     if distinct:
         points = distinct_variants(points, queries.run(store, "exp2_variant_groups"))
     traj = trajectories(points)
@@ -286,4 +391,8 @@ def run_exp2(
     out: dict[str, pl.DataFrame] = study_tables(summary) if tables else {"summary": summary}
     if detail:
         out["trajectories"] = traj
+    if compare_eq:
+        both = trajectories(queries.run(store, "exp2_trajectories", models=models, template=template,
+                                        renderer=renderer, effects=["eq", "safe-eq"]).drop("dataset"))
+        out.update(eq_crowds(store, both))
     return out

@@ -177,7 +177,31 @@ def anchor_scores(model_norm: NDArray[np.floating], human_norm: NDArray[np.float
 
 def study_scores(embeddings: NDArray[np.floating], human: NDArray[np.floating], distance: str) -> AnchorScores:
     """Per-anchor statistics of one study from its embeddings (rows in matrix order) and raw human matrix."""
-    return anchor_scores(mask_normalise(distance_matrix(embeddings, distance)), mask_normalise(human))
+    return distance_scores(distance_matrix(embeddings, distance), human)
+
+
+def distance_scores(model: NDArray[np.floating], human: NDArray[np.floating]) -> AnchorScores:
+    """Per-anchor statistics of one study from a model distance matrix (only i < j is read) and the human one."""
+    return anchor_scores(mask_normalise(model), mask_normalise(human))
+
+
+def pair_matrices(store: Store, space_id: str, clips: list[str]) -> dict[str, NDArray[np.float64]]:
+    """A pairwise space's N x N distance matrices ("cosine", "l2") for clips in matrix order (i < j filled).
+
+    Raises:
+        AnalysisError: a pair's distance is not stored.
+    """
+    n = len(clips)
+    pairs = [(clips[i], clips[j]) for i in range(n) for j in range(i + 1, n)]
+    stored = store.pair_distances(space_id, pairs)
+    out = {d: np.zeros((n, n), dtype=np.float64) for d in DISTANCES}
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = sorted((clips[i], clips[j]))
+            if (a, b) not in stored:
+                raise AnalysisError(f"space {space_id} lacks the distance of pair ({i}, {j})")
+            out["cosine"][i, j], out["l2"][i, j] = stored[(a, b)]
+    return out
 
 
 # ---------------------------------------------------------------- aggregation
@@ -288,7 +312,8 @@ def run_exp3(
     Args:
         store: an open store holding ingested timbremetrics studies.
         model: one model (label, model id or space id); default every audio model
-            that has vectors for all stimuli of at least one study.
+            that has vectors for all stimuli of at least one study (or, for a pairwise
+            space such as ``mfcc-frames``, a distance for every pair of a study).
         n_bootstrap: bootstrap resamples over anchors for the intervals (0 = none).
         seed: seed of the bootstrap.
 
@@ -318,6 +343,12 @@ def run_exp3(
         by_distance: dict[str, dict[str, AnchorScores]] = {d: {} for d in DISTANCES}
         for name in names:
             study = studies[name]
+            if space.pairwise:
+                # frame-level spaces: distances stored pair by pair (timbredb.models.pairwise)
+                mats = pair_matrices(store, space.space_id, study.clip_sha256)
+                for distance in DISTANCES:
+                    by_distance[distance][name] = distance_scores(mats[distance], study.human)
+                continue
             _, x = store.audio_matrix(space.space_id, study.clip_sha256)
             for distance in DISTANCES:
                 by_distance[distance][name] = study_scores(x, study.human, distance)

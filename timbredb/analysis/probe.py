@@ -265,7 +265,8 @@ def run_probe(
                 raise AnalysisError(f"no group {g!r} in {dataset!r} (groups: {', '.join(groups) or 'none'})")
         if train_group == test_group:
             raise AnalysisError("--train-group and --test-group must differ")
-    spaces = [s for s in rated.resolve_spaces(store, model) if s.has_audio]
+    # pairwise (frame-level) spaces hold distances between clips, not vectors to probe
+    spaces = [s for s in rated.resolve_spaces(store, model) if s.has_audio and not s.pairwise]
     ids = [s.space_id for s in spaces]
     audio = rated.audio_vectors(store, dataset, ids)
     text = rated.text_vectors(store, template, ids) if method == "ridge" else {}

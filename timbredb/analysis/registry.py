@@ -111,9 +111,9 @@ EXPERIMENTS: tuple[ExperimentSpec, ...] = (
     ),
     ExperimentSpec(
         name="exp2",
-        title="Experiment 2: does stronger EQ/reverb move audio toward the effect's descriptor?",
+        title="Experiment 2: does stronger EQ/reverb (or compression, distortion) move audio toward the effect's descriptor?",
         description="",
-        datasets=("audealize",),
+        datasets=("audealize", "socialfx-comp", "safedb"),
         run="timbredb.analysis.exp2:run_exp2",
         options=(
             _model("Only this model (id or label); default every model with results."),
@@ -124,6 +124,12 @@ EXPERIMENTS: tuple[ExperimentSpec, ...] = (
             Option("tables", "--study-tables", "flag", False, "Print the study's Table 1/Table 2 layouts instead."),
             Option("distinct", "--distinct-variants", "flag", False,
                    "Count words whose variants are identical audio (same parameters) once, their deltas averaged."),
+            Option("effect", "--effect", "str", None,
+                   "Effects to analyse: labels (eq, reverb, socialfx-compression, safe-eq, safe-compression, "
+                   "safe-distortion), kinds (compression, distortion), datasets (audealize, socialfx, safedb) or "
+                   "'every', comma-separated (default: eq,reverb, the study's).", metavar="E1,E2"),
+            Option("compare_eq", "--compare-eq", "flag", False,
+                   "Also compare Audealize's and SAFE-DB's EQ for the words both crowds describe."),
         ),
         report="timbredb.report.exp2:section",
         published=("exp2",),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,10 @@ class Job:
 class _Batch:
     audio: list[Any] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+#: (job, length-trimmed input, sample rate, length or None) -> (rendered audio, tail samples)
+RenderFn = Callable[["Job", NDArray[np.float32], int, "int | None"], tuple[NDArray[np.float32], int]]
 
 
 def renderer_version(length_s: float | None) -> str:
@@ -292,7 +297,6 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
         DatasetError: the descriptor data or every source is missing.
     """
     started = time.perf_counter()
-    store = ingestor.store
     eq_curves = load_eq_curves(data_dir)
     reverb_settings = load_reverb_settings(data_dir)
     plan, missing_words = plan_words(options.words, eq_curves, reverb_settings)
@@ -321,20 +325,70 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
     words = list(dict.fromkeys(w for _, w in plan))
     ingestor.add_descriptors(words, templates)
 
-    stats = {"rendered": 0, "reused": 0, "identical_parameters": 0, "rendered_audio_s": 0.0, "render_s": 0.0}
+    jobs = [Job("original", "", 0.0, ())] + [
+        Job(effect, word, s, params[(effect, word)]) for effect, word in plan for s in strengths
+    ]
+    stats = render_variants(ingestor, "audealize", version, sources, jobs, length_s, render, params_json)
+    return {
+        "renderer_version": version,
+        "sources": [s.label for s in sources],
+        "effects_words": {e: sum(1 for pe, _ in plan if pe == e) for e in EFFECTS},
+        "strengths": strengths,
+        "templates": templates,
+        "variants": stats["keys"],
+        "rendered": stats["rendered"],
+        "reused": stats["reused"],
+        "identical_parameter_reuses": stats["identical_parameters"],
+        "shared_parameters": shared,
+        "missing_words": missing_words,
+        "rendered_audio_s": round(stats["rendered_audio_s"], 3),
+        "render_s": round(stats["render_s"], 3),
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def render_variants(
+    ingestor: Ingestor,
+    dataset: str,
+    version: str,
+    sources: list[Source],
+    jobs: list[Job],
+    length_s: float | None,
+    render_fn: RenderFn,
+    params_fn: Callable[[Job], str],
+) -> dict[str, Any]:
+    """Render, store and embed every missing variant of ``jobs`` on every source.
+
+    The engine every exp2 dataset shares (Audealize, SocialFX compression,
+    SAFE-DB): a variant is keyed by (source hash, ``dataset``, effect, word,
+    strength, ``version``); a stored key whose clip has every selected model's
+    vector is reused, identical (effect, parameters, strength) jobs are rendered
+    once, and clips are written and embedded ``--batch-size`` at a time.
+
+    Args:
+        dataset: the descriptor dataset (``variants.dataset``), also the render URI's prefix.
+        jobs: the variants per source; include the original (effect "original", strength 0).
+        length_s: trim every variant (and the original) to this length (None = keep tails).
+        render_fn: (job, pcm, sample_rate, length) -> (audio, tail samples).
+        params_fn: the job's parameters as stored JSON.
+
+    Returns:
+        counts: keys, rendered, reused, identical_parameters, rendered_audio_s, render_s, mismatched.
+    """
+    store = ingestor.store
+    stats: dict[str, Any] = {"rendered": 0, "reused": 0, "identical_parameters": 0, "rendered_audio_s": 0.0,
+                             "render_s": 0.0}
     mismatched = 0
     n_keys = 0
     for src in sources:
         length = None if length_s is None else int(round(float(length_s) * src.sample_rate))
         pcm_in = src.pcm if length is None else src.pcm[:length]
-        jobs = [Job("original", "", 0.0, ())] + [
-            Job(effect, word, s, params[(effect, word)]) for effect, word in plan for s in strengths
-        ]
         n_keys += len(jobs)
         store.add_exp2_source(
-            src.sha256, src.label, src.kind, src.origin, src.sample_rate, src.pcm.shape[1], src.duration_s, version
+            src.sha256, src.label, src.kind, src.origin, src.sample_rate, src.pcm.shape[1], src.duration_s, version,
+            dataset,
         )
-        existing = store.variants_of(src.sha256, version)
+        existing = store.variants_of(src.sha256, version, dataset)
         incomplete = ingestor.missing_for(list(existing.values())) if existing else set()
         todo = []
         for job in jobs:
@@ -345,7 +399,7 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
                 todo.append(job)
         if not todo:
             continue
-        bar = ingestor.progress(f"audealize {src.label}", len(todo))
+        bar = ingestor.progress(f"{dataset} {src.label}", len(todo))
         batch = _Batch()
         done: dict[tuple[str, tuple[float, ...], float], tuple[str, float, float]] = {}
         try:
@@ -358,11 +412,11 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
                     t0 = time.perf_counter()
                     name = f"{src.label}/{job.effect}/{job.word or 'original'}/{job.strength:g}"
                     try:
-                        out, tail = render(job, pcm_in, src.sample_rate, length)
-                        audio = from_array(out, src.sample_rate, f"render://audealize/{name}?{version}",
+                        out, tail = render_fn(job, pcm_in, src.sample_rate, length)
+                        audio = from_array(out, src.sample_rate, f"render://{dataset}/{name}?{version}",
                                            keep_channels=ingestor.keep_channels)
                     except (ValueError, AudioError) as exc:
-                        ingestor.error(f"audealize:{name}", str(exc), "render")
+                        ingestor.error(f"{dataset}:{name}", str(exc), "render")
                         bar.update(1)
                         continue
                     stats["render_s"] += time.perf_counter() - t0
@@ -375,9 +429,9 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
                 if old is not None and old != sha:
                     mismatched += 1
                 batch.rows.append({
-                    "source_sha256": src.sha256, "effect": job.effect, "descriptor": job.word,
+                    "source_sha256": src.sha256, "dataset": dataset, "effect": job.effect, "descriptor": job.word,
                     "strength": job.strength, "renderer_version": version, "clip_sha256": sha,
-                    "params": params_json(job), "duration_s": duration_s, "tail_s": tail_s,
+                    "params": params_fn(job), "duration_s": duration_s, "tail_s": tail_s,
                     "run_id": ingestor.run_id,
                 })
                 bar.update(1)
@@ -388,25 +442,12 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
             bar.close()
     if mismatched:
         ingestor.warn(
-            f"audealize: {mismatched} re-rendered variant(s) differ from the stored ones; the renderer changed "
-            f"without a new version ({dsp.RENDERER_VERSION}); the stored rows now point at the new renders"
+            f"{dataset}: {mismatched} re-rendered variant(s) differ from the stored ones; the renderer changed "
+            f"without a new version ({version}); the stored rows now point at the new renders"
         )
-    return {
-        "renderer_version": version,
-        "sources": [s.label for s in sources],
-        "effects_words": {e: sum(1 for pe, _ in plan if pe == e) for e in EFFECTS},
-        "strengths": strengths,
-        "templates": templates,
-        "variants": n_keys,
-        "rendered": stats["rendered"],
-        "reused": stats["reused"],
-        "identical_parameter_reuses": stats["identical_parameters"],
-        "shared_parameters": shared,
-        "missing_words": missing_words,
-        "rendered_audio_s": round(stats["rendered_audio_s"], 3),
-        "render_s": round(stats["render_s"], 3),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+    stats["keys"] = n_keys
+    stats["mismatched"] = mismatched
+    return stats
 
 
 def _flush(ingestor: Ingestor, batch: _Batch) -> None:

@@ -30,11 +30,14 @@ class DownloadSource:
         url: the archive (a GitHub archive of the publishing project).
         members: archive path prefix (after its top folder) -> destination prefix under DATA_DIR/<name>/.
         marker: a path that must exist afterwards.
+        complete: paths (under DATA_DIR/<name>/) a complete copy holds; when some are missing
+            from an existing folder, the archive's absent files are added to it.
     """
 
     url: str
     members: dict[str, str]
     marker: str
+    complete: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class DatasetSpec:
         integrity: (description, statement name) pairs; each statement counts offending rows.
         vocabulary: the built-in vocabulary its descriptors form (None if it has none).
         experiments: the experiments that read it.
+        default: part of "every dataset" (`timbredb ingest` without targets); False for
+            extra datasets that are ingested only when named (they cost minutes of rendering).
     """
 
     name: str
@@ -58,7 +63,17 @@ class DatasetSpec:
     integrity: tuple[tuple[str, str], ...] = ()
     vocabulary: str | None = None
     experiments: tuple[str, ...] = ()
+    default: bool = True
 
+
+#: the 21 studies of the timbremetrics collection (Tian et al. 2025: 334 stimuli, 2614 pairs; names as in
+#: github.com/tiianhk/timbremetrics timbremetrics/true_dissim/); a copy lacking some is completed when online
+TIMBREMETRICS_DATASETS: tuple[str, ...] = (
+    "Barthet2010", "Grey1977", "Grey1978", "Iverson1993_Onset", "Iverson1993_Remainder", "Iverson1993_Whole",
+    "Lakatos2000_Comb", "Lakatos2000_Harm", "Lakatos2000_Perc", "McAdams1995", "Patil2012_A3", "Patil2012_DX4",
+    "Patil2012_GD4", "Saitis2020_e2set1_general", "Siedenburg2016_e2set1", "Siedenburg2016_e2set2",
+    "Siedenburg2016_e2set3", "Siedenburg2016_e3", "Vahidi2020", "Zacharakis2014_english", "Zacharakis2014_greek",
+)
 
 DATASETS: tuple[DatasetSpec, ...] = (
     DatasetSpec(
@@ -92,15 +107,37 @@ DATASETS: tuple[DatasetSpec, ...] = (
             url="https://github.com/tiianhk/timbremetrics/archive/HEAD.zip",
             members={"timbremetrics/sounds/": "sounds/", "timbremetrics/true_dissim/": "true_dissim/"},
             marker="true_dissim",
+            complete=tuple(f"true_dissim/{n}_dissimilarity_matrix.txt" for n in TIMBREMETRICS_DATASETS),
         ),
         integrity=(("timbremetrics stimuli whose audio is not stored", "check_dissim_orphans"),),
         experiments=("exp3",),
+    ),
+    # ---- more descriptor -> effect datasets for exp2 (rendered on the Audealize sources);
+    # only ingested when named: they render a few hundred variants each
+    DatasetSpec(
+        name="socialfx-comp",
+        title="SocialFX crowdsourced compressor settings per word, rendered on the exp2 sources",
+        ingest="timbredb.datasets.socialfx:ingest",
+        experiments=("exp2",),
+        default=False,
+    ),
+    DatasetSpec(
+        name="safedb",
+        title="SAFE-DB words saved with SAFE equaliser, compressor and distortion settings, rendered on the exp2 sources",
+        ingest="timbredb.datasets.safedb:ingest",
+        experiments=("exp2",),
+        default=False,
     ),
 )
 
 
 def datasets() -> dict[str, DatasetSpec]:
     return {d.name: d for d in DATASETS}
+
+
+def default_datasets() -> list[str]:
+    """What `timbredb ingest` without targets ingests ("every dataset")."""
+    return [d.name for d in DATASETS if d.default]
 
 
 def get(name: str) -> DatasetSpec:

@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from timbredb.audio import AUDIO_EXTENSIONS
 from timbredb.errors import DatasetError, DatasetUnavailable
 from timbredb.ingest import IngestOptions, Ingestor
+from timbredb.ingest.ingestor import FileClip
 
 COLLECTION = "timbremetrics"
 MATRIX_SUFFIX = "_dissimilarity_matrix.txt"
@@ -109,13 +110,27 @@ def read_matrix(path: Path) -> NDArray[np.float64]:
     return matrix
 
 
-def find_datasets(data_dir: Path) -> tuple[list[str], Path, Path]:
+def collection_root(data_dir: Path, folder: Path | None = None) -> Path:
+    """The folder holding sounds/ and true_dissim/: ``folder`` (or its ``timbremetrics/``
+    subfolder, as in a clone of github.com/tiianhk/timbremetrics) when given, else DATA_DIR/timbremetrics."""
+    if folder is None:
+        return Path(data_dir) / COLLECTION
+    folder = Path(folder)
+    if not (folder / "true_dissim").is_dir() and (folder / COLLECTION / "true_dissim").is_dir():
+        return folder / COLLECTION
+    return folder
+
+
+def find_datasets(data_dir: Path, folder: Path | None = None) -> tuple[list[str], Path, Path]:
     """Dataset names (folders under sounds/ and matrix files, sorted), and the two folders.
+
+    Args:
+        folder: read the collection from here instead of DATA_DIR/timbremetrics (see ``collection_root``).
 
     Raises:
         DatasetError: the collection or one of its two folders is missing.
     """
-    root = Path(data_dir) / COLLECTION
+    root = collection_root(data_dir, folder)
     sounds, matrices = root / "sounds", root / "true_dissim"
     layout = "timbremetrics/sounds/<dataset>/*.aiff and timbremetrics/true_dissim/<dataset>" + MATRIX_SUFFIX
     if not root.is_dir():
@@ -188,6 +203,10 @@ def _ingest_one(ingestor: Ingestor, name: str, sounds: Path, matrices: Path) -> 
             "the study is left out"
         )
     _store_dataset(ingestor, ds, [h for h in hashes if h is not None])
+    # pairwise spaces (mfcc-frames, mss-frames) compare the study's stimuli pair by pair
+    ingestor.add_pair_distances(
+        [FileClip(f.resolve(), h) for f, h in zip(ds.files, hashes) if h is not None], desc=f"{COLLECTION}/{name}"
+    )
     return len(ds.files)
 
 
@@ -201,15 +220,17 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
     Args:
         ingestor: the run's Ingestor (its models embed the stimuli).
         data_dir: the root holding timbremetrics/.
-        options: the `timbredb ingest` options (none applies here).
+        options: the `timbredb ingest` options (``timbremetrics_dir``: read the collection
+            from that folder instead of DATA_DIR/timbremetrics).
 
     Returns:
-        {"datasets": names stored, "stimuli": their stimulus count, "failed": names left out}.
+        {"datasets": names stored, "stimuli": their stimulus count, "failed": names left out,
+        "folder": where the collection was read}.
 
     Raises:
         DatasetError: the collection itself (or sounds/ or true_dissim/) is missing or empty.
     """
-    names, sounds, matrices = find_datasets(data_dir)
+    names, sounds, matrices = find_datasets(data_dir, options.timbremetrics_dir)
     done: list[str] = []
     failed: list[str] = []
     n_stimuli = 0
@@ -221,4 +242,4 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
             failed.append(name)
             continue
         done.append(name)
-    return {"datasets": done, "stimuli": n_stimuli, "failed": failed}
+    return {"datasets": done, "stimuli": n_stimuli, "failed": failed, "folder": str(sounds.parent.resolve())}

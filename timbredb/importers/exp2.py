@@ -20,6 +20,7 @@ from typing import Any
 import polars as pl
 
 from timbredb.analysis.exp2 import DEFAULT_TEMPLATE, EFFECT_ORDER
+from timbredb.effects import dataset_of, effects
 from timbredb.errors import AnalysisError, DatasetError, VocabularyError, first_line
 from timbredb.progress import ProgressFactory, silent
 from timbredb.store import Store
@@ -32,7 +33,8 @@ STUDY_COLUMNS = {
     "prompt": "target_text",
 }
 TIMBREDB_COLUMNS = {k: k for k in STUDY_COLUMNS}
-EFFECT_ALIASES = {"eq": "eq", "reverb": "reverb", "rvb": "reverb"}
+# the study's effect names, then every timbredb effect label (timbredb's own export)
+EFFECT_ALIASES = {"eq": "eq", "reverb": "reverb", "rvb": "reverb", **{e: e for e in effects()}}
 # the study's tolerance for delta == manip - orig and a constant baseline (np.allclose)
 DELTA_ATOL, DELTA_RTOL, BASELINE_ATOL = 1e-7, 1e-5, 1e-7
 
@@ -131,8 +133,10 @@ def parse_import(path: Path) -> tuple[str, pl.DataFrame]:
         (pl.col("template").str.strip_chars() if layout == "timbredb" and "template" in present
          else pl.lit(None, dtype=pl.String)).alias("given_template"),
     )
-    _first(path, df, pl.col("effect").is_null(), unit,
-           lambda r: f"unknown effect {r['effect_raw'] or ''!r} (known: {', '.join(sorted(set(EFFECT_ALIASES.values())))})")
+    known = ", ".join(dict.fromkeys([*EFFECT_ALIASES, *effects()]))
+    _first(path, df, pl.col("effect").is_null(), unit, lambda r: f"unknown effect {r['effect_raw'] or ''!r} (known: {known})")
+    datasets = {e: dataset_of(e) for e in df["effect"].unique().to_list()}
+    df = df.with_columns(pl.col("effect").replace_strict(datasets, return_dtype=pl.String).alias("dataset"))
     for key in ("source", "descriptor", "prompt"):
         def blank(r: dict[str, Any], n: str = cols[key]) -> str:
             return f"empty {n}"
@@ -188,8 +192,8 @@ def parse_import(path: Path) -> tuple[str, pl.DataFrame]:
            lambda r: (f"baseline changes with strength: {cols['original_cosine']} {r['original_cosine']:.9g} != "
                       f"{r['_orig0']:.9g} on {unit} {r['_line0']} for ({r['effect']}, {r['source']}, {r['descriptor']})"))
     out = df.select(
-        "effect", "source", "descriptor", "template", "prompt", "strength", "original_cosine", "variant_cosine",
-        "delta", pl.col("_line").cast(pl.Int32).alias("line"),
+        "dataset", "effect", "source", "descriptor", "template", "prompt", "strength", "original_cosine",
+        "variant_cosine", "delta", pl.col("_line").cast(pl.Int32).alias("line"),
     )
     return layout, out
 

@@ -10,12 +10,13 @@ any point loses at most the batch in flight and a re-run adds no duplicates.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from timbredb.audio import Audio, StreamedAudio, decode, find_audio_files, open_audio
+from timbredb.audio import Audio, StreamedAudio, decode, find_audio_files, open_audio, read_pcm
 from timbredb.errors import AudioError, TimbreDBError, VocabularyError
 from timbredb.models.base import EmbeddingModel
 from timbredb.parallel import ordered_map
@@ -32,6 +33,7 @@ class IngestSummary:
     clips_skipped: int = 0
     embeddings_added: int = 0
     text_embeddings_added: int = 0
+    pair_distances_added: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
     skipped_prompts: list[dict[str, str]] = field(default_factory=list)
     datasets: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -43,6 +45,7 @@ class IngestSummary:
             "clips_skipped": self.clips_skipped,
             "embeddings_added": self.embeddings_added,
             "text_embeddings_added": self.text_embeddings_added,
+            "pair_distances_added": self.pair_distances_added,
             "errors": list(self.errors),
             "skipped_prompts": list(self.skipped_prompts),
             "datasets": dict(self.datasets),
@@ -68,6 +71,7 @@ class Ingestor:
         progress: factory for progress bars.
         warn: one-line warnings (e.g. prompts outside a model's vocabulary).
         command: recorded in the runs table.
+        scoped: the models were selected by default: each embeds only its spec's scope (``for_dataset``).
     """
 
     def __init__(
@@ -79,6 +83,7 @@ class Ingestor:
         progress: ProgressFactory = silent,
         warn: WarnFn = ignore,
         command: str = "ingest",
+        scoped: bool = False,
     ) -> None:
         if batch_size < 1:
             raise TimbreDBError(f"--batch-size must be at least 1, got {batch_size}")
@@ -91,6 +96,8 @@ class Ingestor:
         #: decode with the source channels (a policy such as ms-clap/paper does not down-mix)
         self.keep_channels = any(m.needs_channels for m in self.models)
         self.run_id = store.start_run(command)
+        self._all_models = list(self.models)
+        self.scoped = scoped
         for model in self.models:
             store.ensure_space(model.space_record())
 
@@ -101,6 +108,22 @@ class Ingestor:
     def pause(self, held_at_least_s: float | None = None) -> None:
         """Release the store while computing, if it was held a while (readers get in between batches)."""
         self.store.release(self.HOLD_S if held_at_least_s is None else held_at_least_s)
+
+    @contextmanager
+    def for_dataset(self, name: str) -> Iterator[None]:
+        """While ingesting dataset ``name`` (or "files"), use only the models whose scope includes it.
+
+        Only when the models were selected by default (``scoped``); models named in --models
+        embed everything.
+        """
+        if not self.scoped:
+            yield
+            return
+        self.models = [m for m in self._all_models if m.spec.scope is None or name in m.spec.scope]
+        try:
+            yield
+        finally:
+            self.models = list(self._all_models)
 
     # ------------------------------------------------------------ errors
     def error(self, path: str, message: str, stage: str, model_id: str | None = None) -> None:
@@ -199,9 +222,11 @@ class Ingestor:
         return [a.sha256 for a in clips]
 
     def missing_for(self, clip_hashes: Sequence[str]) -> set[str]:
-        """Hashes lacking a vector in at least one selected space (or not stored at all)."""
+        """Hashes lacking a vector in at least one selected (vector) space, or not stored at all."""
         missing: set[str] = set()
         for m in self.models:
+            if m.pairwise:
+                continue  # pairwise spaces have no per-clip vector (see add_pair_distances)
             missing.update(self.store.missing_audio(m.space_id, clip_hashes))
         stored = self.store.stored_clips(clip_hashes)
         missing.update(h for h in clip_hashes if h not in stored)
@@ -216,6 +241,8 @@ class Ingestor:
         if not clips:
             return
         for model in self.models:
+            if model.pairwise:
+                continue
             need = set(self.store.missing_audio(model.space_id, [a.sha256 for a in clips]))
             todo: list[Audio] = []
             long: list[StreamedAudio] = []
@@ -256,6 +283,72 @@ class Ingestor:
             self.summary.embeddings_added += self.store.insert_audio_embeddings(
                 model.space_id, hashes, vectors, batch_id
             )
+
+    # ------------------------------------------------------------ pairwise spaces
+    def add_pair_distances(self, clips: Sequence[FileClip], desc: str = "pairs") -> int:
+        """Compute the distances every selected pairwise space lacks for the pairs of these clips.
+
+        A pairwise space (``timbredb.models.pairwise``) compares two clips after
+        padding them to a common length, so the pairs of a dissimilarity study are
+        computed here, from the files (decoded again with their channels as
+        loaded), and stored keyed by both clips' hashes; a stored pair is never
+        recomputed. A pair that cannot be compared is one recorded error.
+
+        Returns:
+            how many pair distances were added.
+        """
+        models = [m for m in self.models if m.pairwise]
+        if not models:
+            return 0
+        files = {c.clip_sha256: c.path for c in clips}
+        hashes = [c.clip_sha256 for c in clips]
+        # every pair of positions i < j (two stimuli with the same audio make a pair with itself)
+        pairs = [(a, b) for i, a in enumerate(hashes) for b in hashes[i + 1 :]]
+        added = 0
+        pcm: dict[tuple[str, int], Any] = {}
+        for model in models:
+            todo = self.store.missing_pairs(model.space_id, pairs)
+            if not todo:
+                continue
+            for h in {h for p in todo for h in p}:
+                key = (h, model.sample_rate)
+                if key in pcm:
+                    continue
+                try:
+                    raw, sr = read_pcm(files[h])
+                    pcm[key] = model.prepare_pcm(raw, sr, str(files[h]))  # type: ignore[attr-defined]
+                except AudioError as exc:
+                    self.error(str(files[h]), str(exc), "embed", model.label)
+            todo = [p for p in todo if (p[0], model.sample_rate) in pcm and (p[1], model.sample_rate) in pcm]
+            bar = self.progress(f"{desc} {model.label}", len(todo))
+            clips_pcm = {h: pcm[(h, model.sample_rate)] for p in todo for h in p}
+            try:
+                # one transaction per chunk: a kill loses at most the chunk in flight
+                chunk = max(self.batch_size * 16, 256)
+                for start in range(0, len(todo), chunk):
+                    part = todo[start : start + chunk]
+                    rows = []
+                    for p, res in zip(part, model.pair_distances(clips_pcm, part)):  # type: ignore[attr-defined]
+                        if isinstance(res, AudioError):
+                            self.error(f"{files[p[0]]} + {files[p[1]]}", res.problem, "embed", model.label)
+                        else:
+                            rows.append((p[0], p[1], res[0], res[1], res[2]))
+                    added += self._write_pairs(model, rows)
+                    bar.update(len(part))
+            finally:
+                bar.close()
+        return added
+
+    def _write_pairs(self, model: EmbeddingModel, rows: list[tuple[str, str, float, float, int]]) -> int:
+        if not rows:
+            return 0
+        prov = model.provenance()
+        with self.store.transaction():
+            batch_id = self.store.add_batch(model.space_id, "audio", len(rows), model.device, model.dtype, prov,
+                                            self.run_id)
+            n = self.store.insert_pair_distances(model.space_id, rows, batch_id)
+        self.summary.pair_distances_added += n
+        return n
 
     # ------------------------------------------------------------ text
     def add_descriptors(

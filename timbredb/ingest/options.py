@@ -24,6 +24,10 @@ class IngestOptions:
         prompt_set: a named template set (``vocabularies.PROMPT_SETS``) added to ``prompts``.
         rating_audio: `ingest ratings`: the folder of the stimuli's recordings.
         rating_name: `ingest ratings`: the dataset name (default the folder's name or file's stem).
+        timbremetrics_dir: timbremetrics: read the collection (sounds/ + true_dissim/, or a
+            clone of the repository) from here instead of DATA_DIR/timbremetrics.
+        min_contributions: socialfx-comp, safedb: a word is rendered when at least this many
+            contributions (rows) describe it (None = each dataset's default).
     """
 
     models: list[str] | None = None
@@ -40,3 +44,5 @@ class IngestOptions:
     prompt_set: str | None = None
     rating_audio: Path | None = None
     rating_name: str | None = None
+    timbremetrics_dir: Path | None = None
+    min_contributions: int | None = None

@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from timbredb.datasets.registry import datasets, ingest_function
+from timbredb.datasets.registry import datasets, default_datasets, ingest_function
 from timbredb.download import ensure_dataset
 from timbredb.errors import DatasetError, DatasetUnavailable, ModelUnavailableError, TimbreDBError
 from timbredb.ingest.ingestor import Ingestor, IngestSummary
@@ -102,7 +102,8 @@ def run_ingest(
     Args:
         db: the store file (created if missing).
         data_dir: the root holding the datasets.
-        targets: dataset names and/or audio files and folders; empty = every dataset.
+        targets: dataset names and/or audio files and folders; empty = every default dataset
+            (``default_datasets()``: ccmusic, audealize, timbremetrics).
         options: the typed ingest options.
         progress, warn: progress bars and one-line warnings (stderr in the CLI).
     """
@@ -114,7 +115,7 @@ def run_ingest(
     if rated is not None:
         return _run_ratings(db, data_dir, rated, options, progress, warn)
     requested = bool(targets)
-    targets = targets or list(datasets())
+    targets = targets or default_datasets()
     download_problems: dict[str, str] = {}
     for target in targets:
         # a missing dataset is downloaded first, so models built from its data (socialfx-eq) are usable
@@ -127,12 +128,13 @@ def run_ingest(
     models = load_models(options, data_dir, warn)
     with Store(db) as store:
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
-                            command="ingest " + " ".join(targets))
+                            command="ingest " + " ".join(targets), scoped=not options.models)
         paths = []
         for target in targets:
             if _is_dataset(target):
-                ingest_dataset(ingestor, target, data_dir, options, requested=requested,
-                               download_problem=download_problems.get(target))
+                with ingestor.for_dataset(target):
+                    ingest_dataset(ingestor, target, data_dir, options, requested=requested,
+                                   download_problem=download_problems.get(target))
             elif Path(target).exists():
                 paths.append(target)
             else:
@@ -142,8 +144,10 @@ def run_ingest(
                     "decode",
                 )
         if paths:
-            ingestor.add_paths(paths)
-            ingestor.add_descriptors(BUILTIN[DEFAULT_VOCABULARY], options.prompts or [BARE], vocabulary=DEFAULT_VOCABULARY)
+            with ingestor.for_dataset("files"):
+                ingestor.add_paths(paths)
+                ingestor.add_descriptors(BUILTIN[DEFAULT_VOCABULARY], options.prompts or [BARE],
+                                         vocabulary=DEFAULT_VOCABULARY)
         return ingestor.finish()
 
 

@@ -100,6 +100,8 @@ class ModelSpec:
         sample_rates: per-checkpoint sample-rate overrides.
         pins: published revision and sha256 of weights files, keyed by "repo_id/filename"
             (see ``Pin``; checked after `models fetch` and on first load).
+        scope: the datasets the model embeds when it is selected by default (`timbredb ingest`
+            without --models); None = everything. Named in --models, it embeds everything.
     """
 
     id: str
@@ -119,6 +121,7 @@ class ModelSpec:
     dims: dict[str, int] = field(default_factory=dict)
     sample_rates: dict[str, int] = field(default_factory=dict)
     pins: dict[str, Pin] = field(default_factory=dict)
+    scope: tuple[str, ...] | None = None
 
     @property
     def has_text(self) -> bool:
@@ -280,6 +283,8 @@ class EmbeddingModel(ABC):
     provenance_packages: tuple[str, ...] = ("numpy",)
     #: the shortest input (in samples at the model rate) the model accepts
     min_samples: int = 1
+    #: True for spaces compared pair by pair (no vector per clip; see timbredb.models.pairwise)
+    pairwise: bool = False
 
     def __init__(
         self,
@@ -418,6 +423,7 @@ class EmbeddingModel(ABC):
             sample_rate=self.sample_rate,
             similarity=self.spec.similarity,
             modalities=self.spec.modalities,
+            comparison="pairwise" if self.pairwise else "vector",
         )
 
     def provenance(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ The timbremetrics reference results use this baseline.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import numpy as np
@@ -43,8 +44,9 @@ def _mel_to_hz(m: NDArray[np.float64]) -> NDArray[np.float64]:
     return 700.0 * (10.0 ** (m / 2595.0) - 1.0)
 
 
+@functools.lru_cache(maxsize=8)
 def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -> NDArray[np.float64]:
-    """(n_fft//2+1, n_mels) triangular HTK filters, as torchaudio.functional.melscale_fbanks."""
+    """(n_fft//2+1, n_mels) triangular HTK filters, as torchaudio.functional.melscale_fbanks (cached, read-only)."""
     n_freqs = n_fft // 2 + 1
     all_freqs = np.linspace(0, sample_rate // 2, n_freqs)
     m_pts = np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2.0), n_mels + 2)
@@ -53,17 +55,22 @@ def mel_filterbank(sample_rate: int, n_fft: int = N_FFT, n_mels: int = N_MELS) -
     slopes = f_pts[None, :] - all_freqs[:, None]
     down = -slopes[:, :-2] / f_diff[:-1]
     up = slopes[:, 2:] / f_diff[1:]
-    return np.maximum(0.0, np.minimum(down, up))
+    fb = np.maximum(0.0, np.minimum(down, up))
+    fb.flags.writeable = False
+    return fb
 
 
+@functools.lru_cache(maxsize=8)
 def dct_ortho(n_mfcc: int = N_MFCC, n_mels: int = N_MELS) -> NDArray[np.float64]:
-    """(n_mels, n_mfcc) orthonormal DCT-II matrix, as torchaudio.functional.create_dct."""
+    """(n_mels, n_mfcc) orthonormal DCT-II matrix, as torchaudio.functional.create_dct (cached, read-only)."""
     n = np.arange(n_mels, dtype=np.float64)
     k = np.arange(n_mfcc, dtype=np.float64)[:, None]
     dct = np.cos(np.pi / n_mels * (n + 0.5) * k)
     dct[0] *= 1.0 / np.sqrt(2.0)
     dct *= np.sqrt(2.0 / n_mels)
-    return dct.T
+    out = dct.T
+    out.flags.writeable = False
+    return out
 
 
 def power_spectrogram(x: NDArray[np.float32], n_fft: int = N_FFT, hop: int = HOP) -> NDArray[np.float64]:
@@ -108,6 +115,22 @@ def mfcc_mean_stream(blocks: Iterable[NDArray[np.float32]], sample_rate: int = 4
         total += np.maximum(db, top - TOP_DB).sum(axis=1)
         count += db.shape[1]
     return (total / count) @ dct_ortho()
+
+
+def mfcc_frames_multichannel(x: NDArray[np.floating], sample_rate: int = 44100) -> NDArray[np.float64]:
+    """(channels, n_mfcc, frames) MFCC of (channels, samples) audio, as torchaudio's MFCC on that tensor.
+
+    Each channel gets its own spectrogram; the 80 dB floor is taken below the
+    maximum over *all* channels (torchaudio's ``amplitude_to_DB`` reduces over
+    the last three dimensions of a (channels, mels, frames) input). For one
+    channel this is ``mfcc_frames``.
+    """
+    a = np.atleast_2d(np.asarray(x, dtype=np.float32))
+    fb = mel_filterbank(sample_rate).T
+    mel = np.stack([fb @ power_spectrogram(c) for c in a])
+    db = 10.0 * np.log10(np.maximum(mel, AMIN))
+    db = np.maximum(db, db.max() - TOP_DB)
+    return np.einsum("cmt,mk->ckt", db, dct_ortho())
 
 
 class MFCCModel(EmbeddingModel):

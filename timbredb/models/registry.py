@@ -60,6 +60,52 @@ SPECS: tuple[ModelSpec, ...] = (
         description="time-averaged 40-coefficient MFCC (torchaudio defaults, 128 HTK mels); audio only",
         loader="timbredb.models.mfcc:MFCCModel",
     ),
+    # ---- timbremetrics' other weight-free rows (Tian et al. 2025, examples/evaluate_{mss,mfcc}.py)
+    ModelSpec(
+        id="mss",
+        family="baseline",
+        checkpoint="timbremetrics-mss",
+        dim=8076,
+        sample_rate=44100,
+        modalities=("audio",),
+        license="n/a (no weights)",
+        description="time-averaged multi-scale spectrogram (torch.stft defaults: rectangular window; "
+        "n_fft 4096..128, magnitude + log); audio only",
+        loader="timbredb.models.mss:MSSModel",
+        # timbremetrics' baselines: selected by default they embed only its stimuli (an 8076-d MSS of
+        # every exp2 variant would cost minutes and serves no text query)
+        scope=("timbremetrics",),
+    ),
+    ModelSpec(
+        id="mfcc-frames",
+        family="baseline",
+        checkpoint="torchaudio-mfcc40-frames",
+        dim=0,
+        sample_rate=44100,
+        modalities=("audio",),
+        license="n/a (no weights)",
+        description="frame-level MFCC compared pair by pair (shorter clip zero-padded to the longer); "
+        "audio only, no per-clip vector",
+        loader="timbredb.models.pairwise:MFCCFramesModel",
+        # timbremetrics' baselines: selected by default they embed only its stimuli (an 8076-d MSS of
+        # every exp2 variant would cost minutes and serves no text query)
+        scope=("timbremetrics",),
+    ),
+    ModelSpec(
+        id="mss-frames",
+        family="baseline",
+        checkpoint="timbremetrics-mss-frames",
+        dim=0,
+        sample_rate=44100,
+        modalities=("audio",),
+        license="n/a (no weights)",
+        description="frame-level multi-scale spectrogram compared pair by pair (shorter clip zero-padded "
+        "to the longer); audio only, no per-clip vector",
+        loader="timbredb.models.pairwise:MSSFramesModel",
+        # timbremetrics' baselines: selected by default they embed only its stimuli (an 8076-d MSS of
+        # every exp2 variant would cost minutes and serves no text query)
+        scope=("timbremetrics",),
+    ),
     ModelSpec(
         id="socialfx-eq",
         family="baseline",

@@ -27,10 +27,13 @@ def section(ctx: ReportContext) -> Section:
         "Model distance (1 − cosine, or L2) and human dissimilarity, each min–max normalised over the upper "
         "triangle; per anchor stimulus: Spearman ρ, Kendall τ-b, NDCG of retrieving similar items, triplet "
         "agreement; “all” pools the anchors of every dataset; MAE over the normalised pairs. The published "
-        "time-averaged MFCC reference covers all 21 timbremetrics datasets; a local “all” covers the datasets "
-        "ingested here (n_stimuli says how many stimuli)."
+        "weight-free rows of timbremetrics (time-averaged MFCC and multi-scale spectrogram, and their frame-level "
+        "versions mfcc-frames and mss-frames, compared pair by pair after zero-padding the shorter clip) cover all "
+        "21 timbremetrics datasets; a local “all” covers the datasets ingested here (n_stimuli and n_datasets say "
+        "how many), so a difference is not a reproduction error unless both cover the same datasets."
     )
     pub = ctx.published_frame("exp3")
+    pub = pub.filter(pl.col("note").is_null()) if "note" in pub.columns else pub
     for m in df["model"].unique().to_list():
         ctx.colours.setdefault(ctx.counterparts.of(m) or m, next_colour(ctx.colours))
     colours = {m: ctx.colours[ctx.counterparts.of(m) or m] for m in df["model"].unique().to_list()}
@@ -56,8 +59,9 @@ def section(ctx: ReportContext) -> Section:
         cmp = compare(df, pub, ["dataset", "distance"], METRICS, ctx.counterparts)
         if cmp.height:
             sec.add(ctx.writer.table(cmp.sort("model", "distance", "metric"), "exp3_vs_published",
-                                     "This store (“all” over the local datasets) vs the published time-averaged "
-                                     "MFCC reference (all 21 datasets): difference = local − published."
+                                     "This store (“all” over the local datasets) vs the published timbremetrics "
+                                     "rows (all 21 datasets): difference = local − published; n_datasets differs "
+                                     "unless all 21 datasets are ingested."
                                      + ctx.counterparts.policy_caption(cmp["model"].to_list())))
         else:
             sec.note(no_counterpart_text(df, pub))
@@ -68,7 +72,9 @@ def _published(ctx: ReportContext, sec: Section) -> Section:
     pub = ctx.published_frame("exp3")
     if not pub.is_empty():
         sec.add(ctx.writer.table(pub.drop([c for c in ("source",) if c in pub.columns]), "exp3_published",
-                                 "Published timbremetrics reference (time-averaged MFCC, all 21 datasets)."))
+                                 "Published timbremetrics weight-free rows (all 21 datasets; published_row = the "
+                                 "results.yaml key). The jtfs rows need an unreleased kymatio and are not "
+                                 "reproduced here."))
     return sec
 
 

@@ -99,6 +99,9 @@ def spaces_frame(store: Store, spaces: Sequence[SpaceRecord]) -> pl.DataFrame:
                 "modalities": ", ".join(s.modalities),
                 "n_audio": int(counts.get((s.space_id, "audio"), 0)),
                 "n_text": int(counts.get((s.space_id, "text"), 0)),
+                # a pairwise space has no vectors: its stored pair distances instead
+                "comparison": s.comparison,
+                "n_pairs": store.count_pairs(s.space_id) if s.pairwise else None,
                 "device": ", ".join(sorted(agg.get("device", set()))) or None,
                 "dtype": ", ".join(sorted(agg.get("dtype", set()))) or None,
                 "packages": "; ".join(sorted(agg.get("packages", set()))) or None,

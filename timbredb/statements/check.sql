@@ -66,3 +66,23 @@ SELECT count(*) AS n FROM dissimilarity_stimuli d ANTI JOIN clips c USING (clip_
 -- columns: n
 -- exp2 variants whose rendered audio is not stored.
 SELECT count(*) AS n FROM variants v ANTI JOIN clips c USING (clip_sha256);
+
+-- name: check_pair_orphans
+-- params: {}
+-- columns: n
+-- Pair distances of clips or spaces that are not stored, or of spaces that are not pairwise.
+SELECT count(*) AS n
+FROM pair_distances p
+LEFT JOIN spaces s USING (space_id)
+LEFT JOIN clips ca ON ca.clip_sha256 = p.clip_sha256_a
+LEFT JOIN clips cb ON cb.clip_sha256 = p.clip_sha256_b
+WHERE s.space_id IS NULL OR ca.clip_sha256 IS NULL OR cb.clip_sha256 IS NULL
+   OR coalesce(s.comparison, 'vector') <> 'pairwise';
+
+-- name: check_pair_non_finite
+-- params: {}
+-- columns: n
+-- Pair distances that are NaN, infinite or negative.
+SELECT count(*) AS n FROM pair_distances
+WHERE isnan(cosine_distance) OR isinf(cosine_distance) OR isnan(l2_distance) OR isinf(l2_distance)
+   OR l2_distance < 0;

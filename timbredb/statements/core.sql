@@ -53,12 +53,12 @@ SELECT coalesce((SELECT path FROM clip_files WHERE clip_sha256 = $h ORDER BY see
                 (SELECT source_path FROM clips WHERE clip_sha256 = $h)) AS path;
 
 -- name: space_ensure
--- params: {"space_id": "", "label": "", "model_id": "", "family": "", "checkpoint": "", "checkpoint_sha256": null, "policy": "{}", "dim": 0, "sample_rate": 0, "similarity": "cosine", "modalities": []}
+-- params: {"space_id": "", "label": "", "model_id": "", "family": "", "checkpoint": "", "checkpoint_sha256": null, "policy": "{}", "dim": 0, "sample_rate": 0, "similarity": "cosine", "modalities": [], "comparison": "vector"}
 -- Record an embedding space (an existing space_id is left alone).
 INSERT OR IGNORE INTO spaces (space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy, dim,
-                              sample_rate, similarity, modalities)
+                              sample_rate, similarity, modalities, comparison)
 VALUES ($space_id, $label, $model_id, $family, $checkpoint, $checkpoint_sha256, $policy, $dim, $sample_rate,
-        $similarity, $modalities);
+        $similarity, $modalities, $comparison);
 
 -- name: space_set_checkpoint_sha256
 -- params: {"space_id": "", "sha": null}
@@ -67,9 +67,10 @@ UPDATE spaces SET checkpoint_sha256 = $sha WHERE space_id = $space_id AND checkp
 
 -- name: spaces_all
 -- params: {}
--- columns: space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy, dim, sample_rate, similarity, modalities
+-- columns: space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy, dim, sample_rate, similarity, modalities, comparison
 -- Every stored embedding space, by label.
-SELECT space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy, dim, sample_rate, similarity, modalities
+SELECT space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy, dim, sample_rate, similarity, modalities,
+       coalesce(comparison, 'vector') AS comparison
 FROM spaces ORDER BY label, space_id;
 
 -- name: batch_add

@@ -71,25 +71,25 @@ INSERT OR IGNORE INTO exp2_sources (source_sha256, label, kind, origin, sample_r
 VALUES ($sha, $label, $kind, $origin, $sample_rate, $channels, $duration_s);
 
 -- name: exp2_variants_touch
--- params: {"sha": "", "version": ""}
--- Mark a source's variants of one renderer as used by this ingest.
-UPDATE variants SET seen_at = now() WHERE source_sha256 = $sha AND renderer_version = $version;
+-- params: {"sha": "", "version": "", "dataset": "audealize"}
+-- Mark a source's variants of one renderer and descriptor dataset as used by this ingest.
+UPDATE variants SET seen_at = now() WHERE source_sha256 = $sha AND renderer_version = $version AND dataset = $dataset;
 
 -- name: exp2_variants_of
--- params: {"sha": "", "version": ""}
+-- params: {"sha": "", "version": "", "dataset": "audealize"}
 -- columns: effect, descriptor, strength, clip_sha256
--- The stored variants of a source from one renderer.
+-- The stored variants of a source from one renderer and descriptor dataset.
 SELECT effect, descriptor, strength, clip_sha256 FROM variants
-WHERE source_sha256 = $sha AND renderer_version = $version;
+WHERE source_sha256 = $sha AND renderer_version = $version AND dataset = $dataset;
 
 -- name: exp2_variant_upsert
--- params: {"source_sha256": "", "effect": "", "descriptor": "", "strength": 0.0, "renderer_version": "", "clip_sha256": "", "params": "{}", "duration_s": 0.0, "tail_s": 0.0, "run_id": null}
+-- params: {"source_sha256": "", "dataset": "audealize", "effect": "", "descriptor": "", "strength": 0.0, "renderer_version": "", "clip_sha256": "", "params": "{}", "duration_s": 0.0, "tail_s": 0.0, "run_id": null}
 -- Record a rendered variant; a key rendered before now points at this render.
-INSERT INTO variants (source_sha256, effect, descriptor, strength, renderer_version, clip_sha256, params,
+INSERT INTO variants (source_sha256, dataset, effect, descriptor, strength, renderer_version, clip_sha256, params,
                       duration_s, tail_s, run_id)
-VALUES ($source_sha256, $effect, $descriptor, $strength, $renderer_version, $clip_sha256, $params, $duration_s,
-        $tail_s, $run_id)
-ON CONFLICT (source_sha256, effect, descriptor, strength, renderer_version) DO UPDATE SET
+VALUES ($source_sha256, $dataset, $effect, $descriptor, $strength, $renderer_version, $clip_sha256, $params,
+        $duration_s, $tail_s, $run_id)
+ON CONFLICT (source_sha256, dataset, effect, descriptor, strength, renderer_version) DO UPDATE SET
     clip_sha256 = excluded.clip_sha256, params = excluded.params, duration_s = excluded.duration_s,
     tail_s = excluded.tail_s, run_id = excluded.run_id, seen_at = now();
 
@@ -125,8 +125,18 @@ DELETE FROM exp2_imported WHERE model = $model;
 -- name: exp2_imported_insert
 -- params: {}
 -- The imported exp2 conditions of the registered batch (validated by timbredb.importers.exp2), in bulk.
-INSERT INTO exp2_imported (model, effect, source, descriptor, template, prompt, strength, original_cosine,
+INSERT INTO exp2_imported (model, dataset, effect, source, descriptor, template, prompt, strength, original_cosine,
                            variant_cosine, delta, file, file_sha256, line)
-SELECT model, effect, source, descriptor, template, prompt, strength, original_cosine, variant_cosine,
+SELECT model, dataset, effect, source, descriptor, template, prompt, strength, original_cosine, variant_cosine,
        delta, file, file_sha256, line
 FROM _timbredb_batch;
+
+-- name: exp2_effects_stored
+-- params: {}
+-- columns: dataset, effect, n_variants
+-- The effects of the stored variants (the original excluded) and imported rows, with their descriptor dataset.
+SELECT dataset, effect, count(*) AS n_variants FROM (
+    SELECT dataset, effect FROM variants WHERE effect <> 'original'
+    UNION ALL
+    SELECT dataset, effect FROM exp2_imported
+) GROUP BY ALL ORDER BY dataset, effect;
