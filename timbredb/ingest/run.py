@@ -59,7 +59,9 @@ def ingest_dataset(
     ingestor.summary.datasets[name] = result or {}
 
 
-def load_models(options: IngestOptions, data_dir: Path, warn: WarnFn = ignore) -> list[EmbeddingModel]:
+def load_models(
+    options: IngestOptions, data_dir: Path, warn: WarnFn = ignore, db: Path | None = None
+) -> list[EmbeddingModel]:
     """The run's models, loaded: every one before any store is opened, so a model that cannot load
     (missing tokenizer, unreadable or tampered checkpoint) fails the run before anything is written
     or a new store is created.
@@ -81,7 +83,7 @@ def load_models(options: IngestOptions, data_dir: Path, warn: WarnFn = ignore) -
         raise TimbreDBError("--weights needs exactly one model in --models")
     models = [
         load(n, device=options.device, dtype=options.dtype, data_dir=data_dir, weights=options.weights,
-             allow_unpinned=options.allow_unpinned)
+             allow_unpinned=options.allow_unpinned, store_path=db)  # db: where a fine-tuned space lives
         for n in names
     ]
     for model in models:
@@ -125,7 +127,7 @@ def run_ingest(
                     warn(f"{target}: downloaded into {data_dir / target}")
             except DatasetError as exc:
                 download_problems[target] = str(exc)
-    models = load_models(options, data_dir, warn)
+    models = load_models(options, data_dir, warn, db)
     with Store(db) as store:
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
                             command="ingest " + " ".join(targets), scoped=not options.models)
@@ -177,7 +179,7 @@ def _run_ratings(
     from timbredb.datasets import rated
 
     path, (data, files) = prepared
-    models = load_models(options, data_dir, warn)
+    models = load_models(options, data_dir, warn, db)
     with Store(db) as store:
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
                             command=f"ingest ratings {path}")
