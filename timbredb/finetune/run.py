@@ -147,10 +147,11 @@ def run_finetune(
 
             lora.check_base(base)
         corpus = data.load_corpus(store, base, spec.effects, template, options.renderer, words)
+        split = data.make_split(corpus, hold_words, hold_sources)
+        # warnings only once the input is known to be good: bad input is one line
         if corpus.words_without_text:
             warn(f"finetune: {base.label} has no text vector for {', '.join(corpus.words_without_text)} "
                  f"({template!r}); those words are left out")
-        split = data.make_split(corpus, hold_words, hold_sources)
         if split.added_words:
             warn(f"finetune: {', '.join(split.added_words)} held out too: their variants are the same audio as a "
                  "held-out word's")
