@@ -357,6 +357,49 @@ def import_exp2(obj: Ctx, file: Path, model_name: str, fmt: str) -> None:
         click.echo(", ".join(f"{k}: {v}" for k, v in summary.items()))
 
 
+# ---------------------------------------------------------------- Parquet interchange (export, import embeddings)
+@cli.command("export")
+@click.argument("out_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", default=None, help="Only the spaces this model name selects (default: every space).")
+@click.option("--what", default="clips,embeddings,text,results", show_default=True, metavar="PARTS",
+              help="Comma list of parts: clips (clips, files), embeddings (audio vectors), text (prompts, "
+                   "vocabularies, text vectors), results (the experiments' tables).")
+@click.option("--rows-per-file", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Rows per Parquet file.")
+@click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
+@click.pass_obj
+def export(obj: Ctx, out_dir: Path, model: str | None, what: str, rows_per_file: int, fmt: str) -> None:
+    """Write the store's content as Parquet into a new folder DIR (one dataset per table; reads the store read-only)."""
+    from timbredb.interchange import export_store
+
+    manifest = export_store(obj.db, out_dir, model=model, what=what, rows_per_file=rows_per_file, progress=_progress)
+    if fmt == "json":
+        _emit(manifest, "json")
+    else:
+        counts = ", ".join(f"{name}: {t['rows']}" for name, t in manifest["tables"].items())
+        click.echo(f"{out_dir}: {counts or 'nothing to export'}")
+
+
+@import_.command("embeddings")
+@click.argument("folder", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
+@click.pass_obj
+def import_embeddings_command(obj: Ctx, folder: Path, fmt: str) -> None:
+    """Merge a Parquet folder (`timbredb export`) into the store: rows already stored are skipped, conflicts are errors."""
+    from timbredb.interchange import import_embeddings
+
+    summary = import_embeddings(obj.db, folder, progress=_progress, warn=_warn)
+    if fmt == "json":
+        _emit(summary.to_dict(), "json")
+    else:
+        added = sum(summary.added.values())
+        skipped = sum(summary.skipped.values())
+        click.echo(f"files merged: {summary.files_merged} of {summary.files}, rows added: {added}, "
+                   f"rows already stored: {skipped}, files refused: {len(summary.errors)}")
+    if summary.errors:
+        raise TimbreDBError(f"{len(summary.errors)} file(s) of {folder} not merged (see above)")
+
+
 # ---------------------------------------------------------------- report
 @cli.command()
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("timbredb-report"),

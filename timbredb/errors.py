@@ -63,6 +63,10 @@ class AnalysisError(TimbreDBError):
     """An analysis cannot run on what the store holds."""
 
 
+class InterchangeError(TimbreDBError):
+    """A Parquet interchange file cannot be merged (corrupt, wrong schema, conflicting row), or an export failed."""
+
+
 class PartialFailure(TimbreDBError):
     """A run finished but some inputs failed (used by --strict)."""
 
