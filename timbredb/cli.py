@@ -168,11 +168,18 @@ def _split_models(value: str | None) -> list[str] | None:
 @click.option("--length-s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="audealize: trim rendered variants to this many seconds (default: keep the whole tail).")
 @click.option("--strict", is_flag=True, help="Exit with status 4 if any input failed.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where audio files are decoded and embedded: in this process, or on Ray (pip install 'timbredb[ray]').")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="--engine ray: join this running Ray cluster (default: start a local one).")
+@click.option("--ray-actors", type=click.IntRange(min=1), default=None,
+              help="--engine ray: embedding actors (default: one per GPU of the cluster, else one).")
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
 @click.pass_obj
 def ingest(obj: Ctx, targets: tuple[str, ...], model_names: str | None, batch_size: int, device: str, dtype: str,
            weights: Path | None, prompts: tuple[str, ...], words: str | None, strengths: str | None,
-           sources: tuple[Path, ...], length_s: float | None, strict: bool, fmt: str) -> None:
+           sources: tuple[Path, ...], length_s: float | None, strict: bool, engine: str, ray_address: str | None,
+           ray_actors: int | None, fmt: str) -> None:
     """Store audio and datasets and compute every missing embedding.
 
     TARGETS are dataset names (ccmusic, audealize, timbremetrics) or audio
@@ -184,6 +191,7 @@ def ingest(obj: Ctx, targets: tuple[str, ...], model_names: str | None, batch_si
     options = IngestOptions(
         models=_split_models(model_names), batch_size=batch_size, device=device, dtype=dtype, weights=weights,
         prompts=list(prompts), words=words, strengths=strengths, sources=list(sources), length_s=length_s,
+        engine=engine, ray_address=ray_address, ray_actors=ray_actors,
     )
     summary = run_ingest(obj.db, obj.data_dir, list(targets), options, progress=_progress, warn=_warn)
     if fmt == "json":

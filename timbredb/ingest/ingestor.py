@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from timbredb.audio import Audio, decode, find_audio_files
 from timbredb.errors import AudioError, TimbreDBError, VocabularyError
@@ -56,6 +56,12 @@ class FileClip:
     clip_sha256: str
 
 
+class FileEngine(Protocol):
+    """Something that does ``Ingestor.add_files`` elsewhere (``--engine ray``: timbredb.ingest.ray_engine)."""
+
+    def add_files(self, ingestor: Ingestor, files: Sequence[Path], desc: str = "audio") -> list[FileClip]: ...
+
+
 class Ingestor:
     """Stores clips and computes missing embeddings for a fixed set of models.
 
@@ -66,6 +72,7 @@ class Ingestor:
         progress: factory for progress bars.
         warn: one-line warnings (e.g. prompts outside a model's vocabulary).
         command: recorded in the runs table.
+        file_engine: runs ``add_files`` instead of this process (None: in-process, the default engine).
     """
 
     def __init__(
@@ -77,6 +84,7 @@ class Ingestor:
         progress: ProgressFactory = silent,
         warn: WarnFn = ignore,
         command: str = "ingest",
+        file_engine: FileEngine | None = None,
     ) -> None:
         if batch_size < 1:
             raise TimbreDBError(f"--batch-size must be at least 1, got {batch_size}")
@@ -86,6 +94,7 @@ class Ingestor:
         self.progress = progress
         self.warn = warn
         self.summary = IngestSummary()
+        self.file_engine = file_engine
         self.run_id = store.start_run(command)
         for model in self.models:
             store.ensure_space(model.space_record())
@@ -121,6 +130,8 @@ class Ingestor:
 
     def add_files(self, files: Sequence[Path], desc: str = "audio") -> list[FileClip]:
         """Decode (when needed), store and embed files, batch by batch."""
+        if self.file_engine is not None:
+            return self.file_engine.add_files(self, files, desc)
         out: list[FileClip] = []
         bar = self.progress(desc, len(files))
         try:

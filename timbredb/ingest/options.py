@@ -20,6 +20,9 @@ class IngestOptions:
         strengths: audealize: comma list of strengths in (0, 1] (None = the study's five).
         sources: audealize: extra source files or folders to render effects on.
         length_s: audealize: trim rendered variants to this many seconds (None = keep tails).
+        engine: "local" (in-process) or "ray" (audio files embedded on Ray; timbredb.ingest.ray_engine).
+        ray_address: a running Ray cluster to join (None: start a local one).
+        ray_actors: embedding actors on Ray (None: one per GPU, else one).
     """
 
     models: list[str] | None = None
@@ -32,3 +35,6 @@ class IngestOptions:
     strengths: str | None = None
     sources: list[Path] = field(default_factory=list)
     length_s: float | None = None
+    engine: str = "local"
+    ray_address: str | None = None
+    ray_actors: int | None = None

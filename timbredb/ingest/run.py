@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from timbredb.datasets.registry import datasets, ingest_function
 from timbredb.download import ensure_dataset
@@ -73,9 +76,10 @@ def run_ingest(
     models = [
         load(n, device=options.device, dtype=options.dtype, data_dir=data_dir, weights=options.weights) for n in names
     ]
-    with Store(db) as store:
+    engine = _file_engine(options, names, data_dir)
+    with Store(db) as store, _closing(engine):
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
-                            command="ingest " + " ".join(targets))
+                            command="ingest " + " ".join(targets) + _engine_suffix(options), file_engine=engine)
         paths = []
         for target in targets:
             if _is_dataset(target):
@@ -92,3 +96,30 @@ def run_ingest(
             ingestor.add_paths(paths)
             ingestor.add_descriptors(BUILTIN[DEFAULT_VOCABULARY], options.prompts or [BARE], vocabulary=DEFAULT_VOCABULARY)
         return ingestor.finish()
+
+
+# ---------------------------------------------------------------- engines (--engine)
+def _file_engine(options: IngestOptions, names: list[str], data_dir: Path) -> Any:
+    """The engine audio files go through: None for the in-process default, else a RayEngine."""
+    if options.engine == "local":
+        return None
+    if options.engine != "ray":
+        raise TimbreDBError(f"--engine: unknown engine {options.engine!r}; choose local or ray")
+    from timbredb.ingest.ray_engine import ModelSet, RayEngine, RaySettings
+
+    models = ModelSet(tuple(names), options.device, options.dtype, str(data_dir),
+                      str(options.weights) if options.weights else None)
+    return RayEngine(RaySettings(address=options.ray_address, actors=options.ray_actors), models)
+
+
+def _engine_suffix(options: IngestOptions) -> str:
+    return "" if options.engine == "local" else f" --engine {options.engine}"
+
+
+@contextmanager
+def _closing(engine: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if engine is not None:
+            engine.close()
