@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from timbredb import ann
 from timbredb.errors import StoreError
 from timbredb.store import Store
 
@@ -156,14 +157,42 @@ def text_index(store: Store, space_id: str, prompts: list[str]) -> VectorIndex:
 
 
 def audio_index(store: Store, space_id: str) -> VectorIndex:
-    """The index over all audio vectors of a space (built or rebuilt if stale)."""
+    """The index over all audio vectors of a space (built or rebuilt if stale).
+
+    Exact (Flat) below ``ann.ivf_min_rows()`` vectors, IVF with a tuned nprobe above (timbredb/ann.py).
+    """
     rows = _audio_rows(store, space_id)
     name = audio_index_name(space_id)
     fresh = _load_if_fresh(store, name, rows)
     if fresh is not None:
         return fresh
+    if ann.use_ivf(len(rows)):
+        return _build_ivf(store, name, space_id, rows)
     _, matrix = store.audio_matrix(space_id, [k for k, _ in rows])
-    return _build(store, name, space_id, "audio", rows, matrix)
+    built = _build(store, name, space_id, "audio", rows, matrix)
+    if not store.read_only:
+        store.record_index_params(name, "flat")
+    return built
+
+
+# ---------------------------------------------------------------- IVF audio indexes (timbredb.ann)
+def _build_ivf(store: Store, name: str, space_id: str, rows: list[tuple[str, int]]) -> VectorIndex:
+    """An IVF index streamed from the store, nprobe tuned to the target recall, recorded with its recall."""
+    import faiss
+
+    keys = [k for k, _ in rows]
+    dim = next(s.dim for s in store.spaces(space_id))
+    built = ann.ivf_from_store(store, space_id, keys, dim)
+    if store.read_only:
+        return VectorIndex(name, keys, built.index)
+    index = built.index
+    folder = store.index_dir
+    keys_json = json.dumps({"requested": None, "keys": keys})
+    _write_atomic(folder / f"{name}.keys.json", lambda tmp: Path(tmp).write_text(keys_json))
+    _write_atomic(folder / f"{name}.index", lambda tmp: faiss.write_index(index, tmp))
+    store.record_index(name, space_id, "audio", f"{name}.index", len(keys), _fingerprint(rows))
+    store.record_index_params(name, "ivf", built.nlist, built.nprobe, built.recall_at_10, built.recall_queries)
+    return VectorIndex(name, keys, index)
 
 
 @dataclass(frozen=True)

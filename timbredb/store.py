@@ -662,3 +662,37 @@ class Store:
         with self._registered(tbl):
             self._run("import_vector_batches", modality=modality, run_id=run_id, imported_from=imported_from)
             return int(self._run(insert)[0][0])
+
+    # ------------------------------------------------------------ approximate search (timbredb.ann)
+    def iter_audio_vectors(self, space_id: str, rows: int = 16384) -> Iterator[tuple[list[str], NDArray[np.float32]]]:
+        """A space's audio vectors in storage order, ``rows`` at a time: (keys, (n, dim) matrix) chunks.
+
+        Only one chunk is in memory at a time; the connection is busy until the iterator is exhausted.
+        """
+        q = statement("ann_vectors_stream")
+        reader = self.con.sql(q.sql, params=bind(q, {"space_id": space_id})).to_arrow_reader(rows)
+        for batch in reader:
+            if batch.num_rows:
+                keys = batch.column(0).to_pylist()
+                yield keys, _arrow_to_matrix(pa.chunked_array([batch.column(1)]), len(keys))
+
+    def audio_vectors_range(self, space_id: str, lo: str, hi: str) -> tuple[list[str], NDArray[np.float32]]:
+        """The audio vectors of a space with ``lo <= clip hash < hi``, by hash."""
+        tbl = self._arrow("ann_vectors_range", space_id=space_id, lo=lo, hi=hi)
+        keys = tbl.column("k").to_pylist()
+        return keys, _arrow_to_matrix(tbl.column("embedding"), len(keys))
+
+    def record_index_params(
+        self, name: str, index_type: str, nlist: int | None = None, nprobe: int | None = None,
+        recall_at_10: float | None = None, recall_queries: int | None = None,
+    ) -> None:
+        """Record how a (recorded) index searches and the recall@10 measured when it was built."""
+        self._run("ann_params_record", name=name, index_type=index_type, nlist=nlist, nprobe=nprobe,
+                  recall_at_10=recall_at_10, recall_queries=recall_queries)
+
+    def index_params(self, name: str) -> dict[str, Any] | None:
+        """{index_type, nlist, nprobe, recall_at_10, recall_queries} of a recorded index, or None."""
+        rows = self._run("ann_params_of", name=name)
+        if not rows:
+            return None
+        return dict(zip(("index_type", "nlist", "nprobe", "recall_at_10", "recall_queries"), rows[0]))
