@@ -101,14 +101,19 @@ class _ExactTopK:
         self.scores = np.full((n, k), -np.inf, dtype=np.float32)
         self.ids = np.full((n, k), -1, dtype=np.int64)
 
-    def add(self, chunk: NDArray[np.float32], ids: NDArray[np.int64]) -> None:
-        s = self.q @ chunk.T
-        s[self.qid[:, None] == ids[None, :]] = -np.inf
-        scores = np.concatenate([self.scores, s], axis=1)
-        all_ids = np.concatenate([self.ids, np.broadcast_to(ids, (s.shape[0], ids.shape[0]))], axis=1)
-        top = np.argpartition(-scores, self.k - 1, axis=1)[:, : self.k]
-        self.scores = np.take_along_axis(scores, top, axis=1)
-        self.ids = np.take_along_axis(all_ids, top, axis=1)
+    def add(self, chunk: NDArray[np.float32], ids: NDArray[np.int64], block: int = 4096) -> None:
+        # in blocks of rows, so the score matrix stays small (1000 queries x 4096 rows = 16 MB)
+        for start in range(0, chunk.shape[0], block):
+            c, cid = chunk[start : start + block], ids[start : start + block]
+            s = self.q @ c.T
+            s[self.qid[:, None] == cid[None, :]] = -np.inf
+            scores = np.concatenate([self.scores, s], axis=1)
+            top = np.argpartition(-scores, self.k - 1, axis=1)[:, : self.k]
+            old = top < self.k
+            picked = np.where(old, np.take_along_axis(self.ids, np.minimum(top, self.k - 1), axis=1),
+                              cid[np.maximum(top - self.k, 0)])
+            self.scores = np.take_along_axis(scores, top, axis=1)
+            self.ids = picked
 
 
 def recall_at_k(found: NDArray[np.int64], exact: NDArray[np.int64]) -> float:
@@ -207,9 +212,9 @@ def ivf_from_store(store: Any, space_id: str, keys: list[str], dim: int, chunk_r
     rows = chunk_rows or CHUNK_ROWS
 
     def sample(lo: str, hi: str) -> tuple[list[str], NDArray[np.float32]]:
-        return store.audio_vectors_range(space_id, lo, hi)  # type: ignore[no-any-return]
+        return store.audio_vectors_range(space_id, lo, hi)
 
     def stream() -> Iterator[tuple[list[str], NDArray[np.float32]]]:
-        return store.iter_audio_vectors(space_id, rows)  # type: ignore[no-any-return]
+        return store.iter_audio_vectors(space_id, rows)
 
     return build_ivf(keys, dim, sample, stream)

@@ -45,6 +45,8 @@ from timbredb.interchange.tables import BY_NAME
 
 #: the staging folder beside a store
 STAGING_SUFFIX = ".staging"
+#: a file of the manifest: (path, size_bytes, mtime_ns, indexes of the models it lacks)
+_Todo = tuple[str, int, int, list[int]]
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,7 @@ def decode_stage(batch: dict[str, Any], models: ModelSet) -> dict[str, Any]:
     """CPU stage: each row is a chunk of files; decode them and prepare windows for the models each lacks."""
     mods = _models(models)
     payloads = []
-    for chunk, paths, sizes, mtimes, needs in zip(batch["chunk"], batch["paths"], batch["sizes"], batch["mtimes"],
-                                                  batch["needs"]):
+    for paths, sizes, mtimes, needs in zip(batch["paths"], batch["sizes"], batch["mtimes"], batch["needs"]):
         files: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         for path, size, mtime, need in zip(paths, sizes, mtimes, needs):
@@ -265,7 +266,7 @@ class RayEngine:
         order = [str(Path(f).resolve()) for f in files]
         return [FileClip(Path(p), stored[p]) for p in dict.fromkeys(order) if p in stored]
 
-    def _manifest(self, ingestor: Ingestor, files: Sequence[Path]) -> tuple[list[FileClip], list[tuple[str, int, int, list[int]]]]:
+    def _manifest(self, ingestor: Ingestor, files: Sequence[Path]) -> tuple[list[FileClip], list[_Todo]]:
         """Files already complete (as FileClips) and the rest as (path, size, mtime_ns, models it lacks)."""
         stats = []
         for f in files:
@@ -277,7 +278,7 @@ class RayEngine:
                 continue
             stats.append((path, st.st_size, st.st_mtime_ns))
         known: list[FileClip] = []
-        todo: list[tuple[str, int, int, list[int]]] = []
+        todo: list[_Todo] = []
         seen: set[str] = set()
         store = ingestor.store
         for start in range(0, len(stats), 4096):
@@ -301,7 +302,7 @@ class RayEngine:
                     known.append(FileClip(path, sha))
         return known, todo
 
-    def _run(self, ingestor: Ingestor, chunks: list[list[tuple[str, int, int, list[int]]]]) -> Iterator[tuple[int, dict[str, pa.Table]]]:
+    def _run(self, ingestor: Ingestor, chunks: list[list[_Todo]]) -> Iterator[tuple[int, dict[str, pa.Table]]]:
         ray = self._ray()
         rows = [
             {"chunk": i, "paths": [c[0] for c in chunk], "sizes": [c[1] for c in chunk], "mtimes": [c[2] for c in chunk],
@@ -325,12 +326,11 @@ class RayEngine:
             yield int(row["chunk"]), pickle.loads(row["payload"])
 
     @staticmethod
-    def _batch_name(chunk: Sequence[tuple[str, int, int, list[int]]]) -> str:
+    def _batch_name(chunk: Sequence[_Todo]) -> str:
         key = "\n".join(f"{p}\x00{s}\x00{m}\x00{n}" for p, s, m, n in chunk)
         return "batch-" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
-    def _write_batch(self, staging: Path, chunk: Sequence[tuple[str, int, int, list[int]]],
-                     tables: dict[str, pa.Table]) -> Path:
+    def _write_batch(self, staging: Path, chunk: Sequence[_Todo], tables: dict[str, pa.Table]) -> Path:
         """Write a chunk's tables as one batch folder: under a temporary name, then renamed into place."""
         final = staging / self._batch_name(chunk)
         tmp = staging / f".{final.name}.{os.getpid()}.tmp"

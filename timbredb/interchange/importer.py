@@ -155,6 +155,8 @@ class _Merger:
         return added, skipped
 
     def _merge_space_vectors(self, tbl: pa.Table, spec: TableSpec, space: SpaceRecord, where: str) -> tuple[int, int]:
+        modality = spec.vectors
+        assert modality is not None
         key_col = spec.key[1]
         keys = tbl.column(key_col).to_pylist()
         if any(k is None for k in keys):
@@ -176,7 +178,7 @@ class _Merger:
                     "nothing from this file was merged"
                 )
         unique = list(first)
-        if spec.vectors == "audio":
+        if modality == "audio":
             stored_keys, stored = self.store.audio_matrix(space.space_id, unique)
         else:
             stored_keys, stored = self.store.text_matrix(space.space_id, unique)
@@ -196,10 +198,10 @@ class _Merger:
         if not new_rows:
             return 0, len(keys)
         fresh = tbl.take(pa.array(new_rows, pa.int64()))
-        orphan = self.store.vector_orphan(spec.vectors, fresh)
+        orphan = self.store.vector_orphan(modality, fresh)
         if orphan is not None:
             raise InterchangeError(f"{where}: {orphan} (nor in the import); nothing from this file was merged")
-        added = self.store.merge_vectors(spec.vectors, fresh, run_id=self.run_id, imported_from=self.imported_from)
+        added = self.store.merge_vectors(modality, fresh, run_id=self.run_id, imported_from=self.imported_from)
         return added, len(keys) - added
 
 
