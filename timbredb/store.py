@@ -649,6 +649,13 @@ class Store:
             rows = self._run(name)
         return str(rows[0][0]) if rows else None
 
+    def present_vector_keys(self, modality: str, space_id: str, keys: Sequence[str]) -> list[str]:
+        """The keys (clip hashes or prompts) among ``keys`` that have a vector in the space (any order)."""
+        if not keys:
+            return []
+        name = "import_audio_present" if modality == "audio" else "import_text_present"
+        return [r[0] for r in self._run(name, space_id=space_id, keys=list(keys))]
+
     def merge_vectors(self, modality: str, tbl: pa.Table, *, run_id: int | None, imported_from: str | None) -> int:
         """Insert new vectors of an interchange batch (rows with batch_key and provenance columns).
 

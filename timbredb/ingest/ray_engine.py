@@ -285,7 +285,9 @@ class RayEngine:
             part = stats[start : start + 4096]
             recorded = store.lookup_files([(str(p), s, m) for p, s, m in part])
             hashes = list(dict.fromkeys(recorded.values()))
-            lacking = {i: set(store.missing_audio(m.space_id, hashes)) for i, m in enumerate(ingestor.models)}
+            # a semi-join on the key columns (Store.missing_audio's list_contains scans every row per key)
+            lacking = {i: set(hashes) - set(store.present_vector_keys("audio", m.space_id, hashes))
+                       for i, m in enumerate(ingestor.models)}
             for path, size, mtime in part:
                 if str(path) in seen:
                     continue

@@ -178,11 +178,15 @@ class _Merger:
                     "nothing from this file was merged"
                 )
         unique = list(first)
-        if modality == "audio":
-            stored_keys, stored = self.store.audio_matrix(space.space_id, unique)
-        else:
-            stored_keys, stored = self.store.text_matrix(space.space_id, unique)
-        present = set(stored_keys)
+        # which keys are stored, from the key columns alone; stored vectors are read only for those
+        present = set(self.store.present_vector_keys(modality, space.space_id, unique))
+        stored_keys: list[str] = []
+        if present:
+            ordered = [k for k in unique if k in present]
+            if modality == "audio":
+                stored_keys, stored = self.store.audio_matrix(space.space_id, ordered)
+            else:
+                stored_keys, stored = self.store.text_matrix(space.space_id, ordered)
         if stored_keys:
             rows = np.fromiter((first[k] for k in stored_keys), dtype=np.int64, count=len(stored_keys))
             differ = (bits[rows] != stored.view(np.uint32)).any(axis=1)

@@ -550,3 +550,18 @@ FROM _timbredb_batch b JOIN embedding_batches x ON x.batch_key = b.batch_key;
 INSERT OR IGNORE INTO text_embeddings (space_id, prompt, embedding, batch_id)
 SELECT DISTINCT ON (b.prompt) b.space_id, b.prompt, b.embedding, x.batch_id
 FROM _timbredb_batch b JOIN embedding_batches x ON x.batch_key = b.batch_key;
+
+-- name: import_audio_present
+-- params: {"space_id": "", "keys": []}
+-- columns: k
+-- The clips of $keys that have an audio vector in the space: a semi-join on the key columns only, so
+-- the stored vectors themselves are not read (they are fetched only for keys that are present).
+SELECT clip_sha256 AS k FROM audio_embeddings
+WHERE space_id = $space_id AND clip_sha256 IN (SELECT unnest($keys));
+
+-- name: import_text_present
+-- params: {"space_id": "", "keys": []}
+-- columns: k
+-- The prompts of $keys that have a text vector in the space (key columns only).
+SELECT prompt AS k FROM text_embeddings
+WHERE space_id = $space_id AND prompt IN (SELECT unnest($keys));
