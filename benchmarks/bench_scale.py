@@ -316,20 +316,31 @@ def main() -> None:
     ap.add_argument("--skip-ray", action="store_true")
     ap.add_argument("--ray-only", action="store_true")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one, removed)")
+    ap.add_argument("--store", type=Path, default=None,
+                    help="keep the synthetic store here and reuse it when it exists (its index is rebuilt)")
+    ap.add_argument("--phases", default="search,sql,parquet", help="of search, sql, parquet")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     work = Path(tempfile.mkdtemp(prefix="bench-scale-", dir=args.work))
     out: dict[str, Any] = {"n": args.n, "dim": args.dim, "cpus": os.cpu_count()}
+    phases = set(args.phases.split(","))
     try:
         if not args.ray_only:
-            db = work / "scale.duckdb"
-            s_build, space_id = timed(lambda: build_store(db, args.n, args.dim))
-            out["store_build"] = {"seconds": round(s_build, 1), "rows_per_s": round(args.n / s_build, 0),
-                                  "file_mb": round(db.stat().st_size / 2**20, 0)}
-            print(json.dumps({"store_build": out["store_build"]}), flush=True)
-            bench_search(db, space_id, args.n, args.dim, args.rounds, out)
-            bench_sql(db, space_id, out)
-            bench_parquet(db, work, args.n, args.dim, out)
+            db = args.store or work / "scale.duckdb"
+            if db.exists():
+                space_id = "benchscale000001"
+                shutil.rmtree(db.with_name(db.name + ".faiss"), ignore_errors=True)
+            else:
+                s_build, space_id = timed(lambda: build_store(db, args.n, args.dim))
+                out["store_build"] = {"seconds": round(s_build, 1), "rows_per_s": round(args.n / s_build, 0),
+                                      "file_mb": round(db.stat().st_size / 2**20, 0)}
+                print(json.dumps({"store_build": out["store_build"]}), flush=True)
+            if "search" in phases:
+                bench_search(db, space_id, args.n, args.dim, args.rounds, out)
+            if "sql" in phases:
+                bench_sql(db, space_id, out)
+            if "parquet" in phases:
+                bench_parquet(db, work, args.n, args.dim, out)
         if not args.skip_ray:
             a, b = (int(x) for x in args.ray_sizes.split(","))
             bench_ray(work, (a, b), max(2, args.rounds // 2 + 1), out)

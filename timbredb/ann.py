@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +32,8 @@ TARGET_RECALL = 0.95
 #: neighbours recall is measured on
 K = 10
 _DEFAULT_MIN_ROWS = 100_000
+#: DuckDB's memory limit while an index streams its vectors (its cache would otherwise keep them all)
+BUILD_MEMORY_LIMIT = "512MB"
 #: vectors per chunk streamed from DuckDB while an index is filled (a 512-d chunk is 32 MB)
 CHUNK_ROWS = 16384
 #: hashes sort below this string (clip hashes are lower-case hex)
@@ -173,7 +174,7 @@ def build_ivf(
     Args:
         keys: every row's key, sorted (row i of the index is ``keys[i]``).
         dim: vector dimension.
-        sample: ``(lo, hi) -> (keys, matrix)``: the vectors whose key is in [lo, hi), by key.
+        sample: ``(lo, hi) -> (keys, matrix)``: the vectors whose key is in [lo, hi), in any order.
         stream: ``() -> iterator of (keys, matrix)`` chunks covering every vector once, any order.
     """
     import faiss
@@ -184,7 +185,9 @@ def build_ivf(
     _, train = sample("", train_hi)
     q_lo = keys[n - plan.n_queries]
     q_keys, q_matrix = sample(q_lo, _AFTER_ALL)
-    queries = _normalise(q_matrix)
+    by_key = sorted(range(len(q_keys)), key=q_keys.__getitem__)
+    q_keys = [q_keys[i] for i in by_key]
+    queries = _normalise(q_matrix[by_key])
     query_ids = np.arange(n - plan.n_queries, n, dtype=np.int64)
     assert q_keys == keys[n - plan.n_queries :]
 
@@ -210,11 +213,6 @@ def build_ivf(
 def ivf_from_store(store: Any, space_id: str, keys: list[str], dim: int, chunk_rows: int | None = None) -> AnnResult:
     """``build_ivf`` over a space's audio vectors in a Store (sample by hash range, stream in chunks)."""
     rows = chunk_rows or CHUNK_ROWS
-
-    def sample(lo: str, hi: str) -> tuple[list[str], NDArray[np.float32]]:
-        return store.audio_vectors_range(space_id, lo, hi)
-
-    def stream() -> Iterator[tuple[list[str], NDArray[np.float32]]]:
-        return store.iter_audio_vectors(space_id, rows)
-
-    return build_ivf(keys, dim, sample, stream)
+    with store.memory_limit(BUILD_MEMORY_LIMIT):
+        return build_ivf(keys, dim, lambda lo, hi: store.audio_vectors_range(space_id, lo, hi),
+                         lambda: store.iter_audio_vectors(space_id, rows))

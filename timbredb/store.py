@@ -684,7 +684,7 @@ class Store:
                 yield keys, _arrow_to_matrix(pa.chunked_array([batch.column(1)]), len(keys))
 
     def audio_vectors_range(self, space_id: str, lo: str, hi: str) -> tuple[list[str], NDArray[np.float32]]:
-        """The audio vectors of a space with ``lo <= clip hash < hi``, by hash."""
+        """The audio vectors of a space with ``lo <= clip hash < hi`` (in no particular order)."""
         tbl = self._arrow("ann_vectors_range", space_id=space_id, lo=lo, hi=hi)
         keys = tbl.column("k").to_pylist()
         return keys, _arrow_to_matrix(tbl.column("embedding"), len(keys))
@@ -703,3 +703,16 @@ class Store:
         if not rows:
             return None
         return dict(zip(("index_type", "nlist", "nprobe", "recall_at_10", "recall_queries"), rows[0]))
+
+    @contextmanager
+    def memory_limit(self, limit: str) -> Iterator[None]:
+        """DuckDB's memory limit lowered to ``limit`` (e.g. "512MB") inside the block, then back to the default.
+
+        A streamed index build reads every vector once; without this DuckDB's buffer pool would keep
+        them cached, a second copy of the matrix beside the index.
+        """
+        self._run("memory_limit_set", limit=limit)
+        try:
+            yield
+        finally:
+            self._run("memory_limit_reset")

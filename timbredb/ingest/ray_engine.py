@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from timbredb.audio import decode
-from timbredb.errors import AudioError, InterchangeError, ModelUnavailableError
+from timbredb.errors import AudioError, InterchangeError, ModelUnavailableError, TimbreDBError, first_line
 from timbredb.ingest.ingestor import FileClip, Ingestor
 from timbredb.interchange.parquet import write_table_atomic
 from timbredb.interchange.tables import BY_NAME
@@ -224,7 +224,11 @@ class RayEngine:
                     kwargs["num_cpus"] = self.settings.num_cpus
                 if self.settings.object_store_memory is not None:
                     kwargs["object_store_memory"] = self.settings.object_store_memory
-            ray.init(address=self.settings.address, **kwargs)
+            try:
+                ray.init(address=self.settings.address, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = f"the Ray cluster at {self.settings.address}" if self.settings.address else "a local Ray cluster"
+                raise TimbreDBError(f"--engine ray: cannot start or join {where} ({first_line(exc)})") from exc
             self._started = True
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         ctx = ray.data.DataContext.get_current()

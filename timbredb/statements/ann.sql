@@ -9,10 +9,10 @@ SELECT clip_sha256 AS k, embedding FROM audio_embeddings WHERE space_id = $space
 -- params: {"space_id": "", "lo": "", "hi": ""}
 -- columns: k, embedding
 -- The audio vectors of a space whose clip hash is in [$lo, $hi): a uniform sample, since the hashes are
--- sha256 (the IVF training sample and the held-back queries), ordered by hash.
+-- sha256 (the IVF training sample and the held-back queries). Unordered: sorting the vectors would
+-- hold them twice; the caller orders them by key.
 SELECT clip_sha256 AS k, embedding FROM audio_embeddings
-WHERE space_id = $space_id AND clip_sha256 >= $lo AND clip_sha256 < $hi
-ORDER BY k;
+WHERE space_id = $space_id AND clip_sha256 >= $lo AND clip_sha256 < $hi;
 
 -- name: ann_params_record
 -- params: {"name": "", "index_type": "flat", "nlist": null, "nprobe": null, "recall_at_10": null, "recall_queries": null}
@@ -27,3 +27,13 @@ WHERE index_name = $name;
 -- How a recorded index searches, and its measured recall@10 (NULL for exact indexes).
 SELECT coalesce(index_type, 'flat') AS index_type, nlist, nprobe, recall_at_10, recall_queries
 FROM faiss_indexes WHERE index_name = $name;
+
+-- name: memory_limit_reset
+-- params: {}
+-- DuckDB's memory limit back to its default (the Store sets no other).
+RESET memory_limit;
+
+-- name: memory_limit_set
+-- params: {"limit": "1GB"}
+-- Set DuckDB's memory limit of this connection (pages beyond it are evicted from its cache).
+SET memory_limit = $limit;
