@@ -10,8 +10,10 @@ audio index is exact (``IndexFlatIP``). From there it is an inverted-file index
   hashes) — are searched exactly while the index is filled, so the exact top 10
   of each (itself excluded) is known without a second copy of the matrix;
 * nprobe is the smallest number of lists whose recall@10 against that exact
-  answer reaches ``TARGET_RECALL`` (0.95); it and the measured recall are recorded
-  with the index (``faiss_indexes``) and shown by `timbredb check`.
+  answer reaches ``TARGET_RECALL`` (0.95) with 95% confidence (the one-sided lower
+  bound over the queries, so the tuned recall holds for other queries too); it and
+  the measured mean recall are recorded with the index (``faiss_indexes``) and
+  shown by `timbredb check`.
 
 The vectors stream from DuckDB in chunks: the index holds its one copy, plus the
 training sample and the queries; nothing else holds the whole matrix.
@@ -31,6 +33,8 @@ from numpy.typing import NDArray
 TARGET_RECALL = 0.95
 #: neighbours recall is measured on
 K = 10
+#: the standard normal's 95th percentile (scipy.stats.norm.ppf(0.95))
+Z_ONE_SIDED_95 = 1.6448536269514722
 _DEFAULT_MIN_ROWS = 100_000
 #: DuckDB's memory limit while an index streams its vectors (its cache would otherwise keep them all)
 BUILD_MEMORY_LIMIT = "512MB"
@@ -117,15 +121,31 @@ class _ExactTopK:
             self.ids = picked
 
 
-def recall_at_k(found: NDArray[np.int64], exact: NDArray[np.int64]) -> float:
-    """Mean over queries of |found ∩ exact| / |exact| (ids < 0 are no result)."""
-    hits = 0
-    total = 0
-    for f, e in zip(found, exact):
+def recall_per_query(found: NDArray[np.int64], exact: NDArray[np.int64]) -> NDArray[np.float64]:
+    """|found ∩ exact| / |exact| for each query (ids < 0 are no result; a query with no exact answer counts 1)."""
+    out = np.ones(len(exact), dtype=np.float64)
+    for r, (f, e) in enumerate(zip(found, exact)):
         e_set = {int(i) for i in e if i >= 0}
-        hits += len(e_set & {int(i) for i in f if i >= 0})
-        total += len(e_set)
-    return hits / total if total else 1.0
+        if e_set:
+            out[r] = len(e_set & {int(i) for i in f if i >= 0}) / len(e_set)
+    return out
+
+
+def recall_at_k(found: NDArray[np.int64], exact: NDArray[np.int64]) -> float:
+    """Mean over queries of |found ∩ exact| / |exact|."""
+    return float(recall_per_query(found, exact).mean()) if len(exact) else 1.0
+
+
+def lower_bound(per_query: NDArray[np.float64]) -> float:
+    """One-sided 95% lower confidence bound of the mean recall: mean - 1.645 * SD / sqrt(n).
+
+    nprobe is tuned on this bound, not on the mean: the smallest nprobe whose *sample* mean
+    crosses the target overstates the recall other queries get (the winner's curse).
+    """
+    n = len(per_query)
+    if n < 2:
+        return float(per_query.mean()) if n else 1.0
+    return float(per_query.mean() - Z_ONE_SIDED_95 * per_query.std(ddof=1) / np.sqrt(n))
 
 
 def search_excluding_self(index: Any, queries: NDArray[np.float32], query_ids: NDArray[np.int64], k: int) -> NDArray[np.int64]:
@@ -140,14 +160,18 @@ def search_excluding_self(index: Any, queries: NDArray[np.float32], query_ids: N
 
 def tune_nprobe(index: Any, queries: NDArray[np.float32], query_ids: NDArray[np.int64], exact: NDArray[np.int64],
                 nlist: int, target: float = TARGET_RECALL) -> tuple[int, float, dict[int, float]]:
-    """The smallest nprobe whose recall@k reaches ``target`` (doubling, then bisecting), its recall, every try."""
+    """The smallest nprobe whose recall@k reaches ``target`` with 95% confidence (its one-sided lower
+    bound over the queries; doubling, then bisecting). Returns it, its mean recall, and every try's mean."""
     tried: dict[int, float] = {}
+    bounds: dict[int, float] = {}
 
     def recall(nprobe: int) -> float:
-        if nprobe not in tried:
+        if nprobe not in bounds:
             index.nprobe = nprobe
-            tried[nprobe] = recall_at_k(search_excluding_self(index, queries, query_ids, exact.shape[1]), exact)
-        return tried[nprobe]
+            per_query = recall_per_query(search_excluding_self(index, queries, query_ids, exact.shape[1]), exact)
+            tried[nprobe] = float(per_query.mean())
+            bounds[nprobe] = lower_bound(per_query)
+        return bounds[nprobe]
 
     lo, hi = 0, 1
     while recall(hi) < target and hi < nlist:
@@ -159,7 +183,8 @@ def tune_nprobe(index: Any, queries: NDArray[np.float32], query_ids: NDArray[np.
         else:
             lo = mid
     index.nprobe = hi
-    return hi, recall(hi), dict(sorted(tried.items()))
+    recall(hi)
+    return hi, tried[hi], dict(sorted(tried.items()))
 
 
 def build_ivf(
