@@ -220,7 +220,8 @@ def build_ivf(
     index = faiss.IndexIVFFlat(quantizer, dim, plan.nlist, faiss.METRIC_INNER_PRODUCT)
     index.cp.niter = 10  # 10 k-means iterations: the tuned nprobe absorbs the rest
     index.cp.seed = 1234
-    index.train(_normalise(train))
+    train = _normalise(train)  # drops the sample as read (a view of DuckDB's Arrow result) before k-means
+    index.train(train)
     del train
     position = {k: i for i, k in enumerate(keys)}
     exact = _ExactTopK(queries, query_ids, min(K, n - 1))
