@@ -75,6 +75,10 @@ class NotFoundError(TimbreDBError):
     """A clip, space or vocabulary the caller named is not in the store."""
 
 
+class InterchangeError(TimbreDBError):
+    """A Parquet interchange file cannot be merged (corrupt, wrong schema, conflicting row), or an export failed."""
+
+
 class PartialFailure(TimbreDBError):
     """A run finished but some inputs failed (used by --strict)."""
 
