@@ -552,8 +552,8 @@ def export_exp1(obj: Ctx, out_dir: Path, model: str | None, dataset: str, templa
 @click.argument("out_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--model", default=None, help="Only the spaces this model name selects (default: every space).")
 @click.option("--what", default="clips,embeddings,text,results", show_default=True, metavar="PARTS",
-              help="Comma list of parts: clips (clips, files), embeddings (audio vectors), text (prompts, "
-                   "vocabularies, text vectors), results (the experiments' tables).")
+              help="Comma list of parts: clips (clips, files), embeddings (audio vectors, pairwise spaces' pair "
+                   "distances), text (prompts, vocabularies, text vectors), results (the experiments' tables).")
 @click.option("--rows-per-file", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Rows per Parquet file.")
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
