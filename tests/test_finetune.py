@@ -283,6 +283,30 @@ def test_query_finetune_imports_no_torch(filled_db: Path, tmp_path: Path) -> Non
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
+def test_the_interchange_carries_a_tuned_space_with_its_base_and_record(reverb_db: Path, tmp_path: Path) -> None:
+    db = _copy(reverb_db, tmp_path)
+    _, out, _ = _finetune(db, "--train", "audealize:reverb", "--hold-out-sources", HELD_OUT, "--epochs", "3")
+    assert out is not None
+    label = out["space"]
+    dump = tmp_path / "dump"
+    # only the tuned space is asked for: its base space travels with it
+    CLI(db, None)("export", str(dump), "--model", label)
+    target = tmp_path / "target.duckdb"
+    CLI(target, None)("import", "embeddings", str(dump))
+    cols = "space_id, label, base_space_id, method, seed, config, split, train_data_sha256, weights, weights_sha256, seconds"
+    want = db_rows(db, f"SELECT {cols} FROM finetunes")
+    assert db_rows(target, f"SELECT {cols} FROM finetunes") == want and len(want) == 1
+    assert sorted(r[0] for r in db_rows(target, "SELECT label FROM spaces")) == ["socialfx-eq", label]
+    got = json.loads(CLI(target, None)("query", "finetune", "--space", label, "--format", "json").stdout)
+    here = json.loads(CLI(db, None)("query", "finetune", "--space", label, "--format", "json").stdout)
+    assert got == here
+    check = json.loads(CLI(target, None)("check", "--format", "json").stdout)
+    assert all(r["offending_rows"] == 0 for r in check["integrity"])
+    # a second import adds nothing and skips the record
+    again = json.loads(CLI(target, None)("import", "embeddings", str(dump), "--format", "json").stdout)
+    assert sum(again["rows_added"].values()) == 0 and again["rows_skipped"]["finetunes"] == 1
+
+
 # ---------------------------------------------------------------- the parts, checked independently
 def test_weights_are_safetensors_and_round_trip() -> None:
     from safetensors.numpy import load

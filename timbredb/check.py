@@ -41,8 +41,16 @@ def integrity_checks() -> tuple[tuple[str, str], ...]:
 
 def _empty_indexes() -> pl.DataFrame:
     return pl.DataFrame(
-        schema={"index_name": pl.String, "space_id": pl.String, "kind": pl.String, "n_rows": pl.Int64, "state": pl.String}
+        schema={"index_name": pl.String, "space_id": pl.String, "kind": pl.String, "n_rows": pl.Int64, "state": pl.String,
+                "index_type": pl.String, "nprobe": pl.Int64, "recall_at_10": pl.Float64}
     )
+
+
+def _with_search_params(store: Store, row: dict[str, object]) -> dict[str, object]:
+    """An index row with how it searches: flat (exact) or ivf, its nprobe and measured recall@10."""
+    params = store.index_params(str(row["index_name"])) or {}
+    return {**row, "index_type": params.get("index_type"), "nprobe": params.get("nprobe"),
+            "recall_at_10": params.get("recall_at_10")}
 
 
 def run_check(db_path: Path, dry_run: bool = False) -> tuple[dict[str, pl.DataFrame], bool]:
@@ -73,7 +81,7 @@ def run_check(db_path: Path, dry_run: bool = False) -> tuple[dict[str, pl.DataFr
         rows = [{"check": name, "offending_rows": store.count(stmt)} for name, stmt in integrity_checks()]
         ok = all(r["offending_rows"] == 0 for r in rows)
         # indexes are rebuilt from the vectors: never from vectors that failed a check
-        indexes = [asdict(s) for s in check_indexes(store, repair=ok and not dry_run)]
+        indexes = [_with_search_params(store, asdict(s)) for s in check_indexes(store, repair=ok and not dry_run)]
     integrity = pl.DataFrame(rows)
     idx = pl.DataFrame(indexes) if indexes else _empty_indexes()
     return {"migrations": pl.DataFrame(migs), "integrity": integrity, "indexes": idx}, ok

@@ -165,9 +165,10 @@ def models_verify(obj: Ctx, names: tuple[str, ...], device: str, dtype: str, all
         from timbredb.formatting import to_table
 
         rows = [{"model": r.model, "status": r.status, "device": r.device or "", "dtype": r.dtype or "",
-                 "load_s": r.load_s, "audio_norm": r.audio_norm, "text_norm": r.text_norm} for r in results]
+                 "load_s": r.load_s, "audio_norm": r.audio_norm, "text_norm": r.text_norm,
+                 "pair_distance": r.pair_distance} for r in results]
         click.echo(to_table(pl.DataFrame(rows, schema_overrides={"load_s": pl.Float64, "audio_norm": pl.Float64,
-                                                                  "text_norm": pl.Float64})))
+                                                                  "text_norm": pl.Float64, "pair_distance": pl.Float64})))
         for r in results:
             for f in r.files:
                 click.echo(f"  {r.model}: {f.describe()}")
@@ -231,6 +232,12 @@ def _split_models(value: str | None) -> list[str] | None:
               help="socialfx-comp, safedb: render the words at least this many contributions describe "
                    "(default 20 and 5).")
 @click.option("--strict", is_flag=True, help="Exit with status 4 if any input failed.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where audio files are decoded and embedded: in this process, or on Ray (pip install 'timbredb[ray]').")
+@click.option("--ray-address", default=None, metavar="ADDR",
+              help="--engine ray: join this running Ray cluster (default: start a local one).")
+@click.option("--ray-actors", type=click.IntRange(min=1), default=None,
+              help="--engine ray: embedding actors (default: one per GPU of the cluster, else one).")
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
 # ---- issue 11: rated datasets and prompt sets
 @click.option("--prompt-set", "prompt_set", default=None, metavar="NAME",
@@ -244,7 +251,8 @@ def _split_models(value: str | None) -> list[str] | None:
 def ingest(obj: Ctx, targets: tuple[str, ...], model_names: tuple[str, ...], batch_size: int, device: str, dtype: str,
            weights: Path | None, allow_unpinned: bool, prompts: tuple[str, ...], words: str | None, strengths: str | None,
            sources: tuple[Path, ...], length_s: float | None, timbremetrics_dir: Path | None,
-           min_contributions: int | None, strict: bool, fmt: str, prompt_set: str | None,
+           min_contributions: int | None, strict: bool, engine: str, ray_address: str | None,
+           ray_actors: int | None, fmt: str, prompt_set: str | None,
            rating_audio: Path | None, rating_name: str | None) -> None:
     """Store audio and datasets and compute every missing embedding.
 
@@ -262,7 +270,7 @@ def ingest(obj: Ctx, targets: tuple[str, ...], model_names: tuple[str, ...], bat
         dtype=dtype, weights=weights, allow_unpinned=allow_unpinned, prompts=list(prompts), words=words,
         strengths=strengths, sources=list(sources), length_s=length_s, prompt_set=prompt_set,
         rating_audio=rating_audio, rating_name=rating_name, timbremetrics_dir=timbremetrics_dir,
-        min_contributions=min_contributions,
+        min_contributions=min_contributions, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
     )
     summary = run_ingest(obj.db, obj.data_dir, list(targets), options, progress=_progress, warn=_warn)
     if fmt == "json":
@@ -503,9 +511,24 @@ def import_exp1(obj: Ctx, path: Path, model_name: str | None, dataset: str, suff
                        f"replaced: {info['replaced']}")
 
 
-@cli.group("export")
+class _DefaultGroup(click.Group):
+    """A group whose first argument, when it names none of its subcommands, goes to ``default``
+    (`timbredb export DIR` is `timbredb export parquet DIR`)."""
+
+    def __init__(self, *args: Any, default: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.default = default
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ctx.help_option_names:
+            args = [self.default, *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group("export", cls=_DefaultGroup, default="parquet")
 def export() -> None:
-    """Write results in other tools' formats."""
+    """Write the store's content: as Parquet (`export [parquet] DIR`), or exp1 results in the study
+    release's format (`export exp1 DIR`). A folder literally named exp1: `export parquet exp1`."""
 
 
 @export.command("exp1")
@@ -603,6 +626,49 @@ def finetune(obj: Ctx, model: str, method: str, train: str, words: str | None, h
                    f"({ho['n_trajectories']['word']} word, {ho['n_trajectories']['source']} source trajectories)")
         click.echo(f"compare: timbredb query finetune --space {result['space']}")
 # ---- end issue 15
+
+
+# ---------------------------------------------------------------- Parquet interchange (export, import embeddings)
+@export.command("parquet")
+@click.argument("out_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", default=None, help="Only the spaces this model name selects (default: every space).")
+@click.option("--what", default="clips,embeddings,text,results", show_default=True, metavar="PARTS",
+              help="Comma list of parts: clips (clips, files), embeddings (audio vectors, pairwise spaces' pair "
+                   "distances), text (prompts, vocabularies, text vectors), results (the experiments' tables).")
+@click.option("--rows-per-file", type=click.IntRange(min=1), default=100_000, show_default=True,
+              help="Rows per Parquet file.")
+@click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
+@click.pass_obj
+def export_parquet(obj: Ctx, out_dir: Path, model: str | None, what: str, rows_per_file: int, fmt: str) -> None:
+    """Write the store's content as Parquet into a new folder DIR (one dataset per table; reads the store read-only)."""
+    from timbredb.interchange import export_store
+
+    manifest = export_store(obj.db, out_dir, model=model, what=what, rows_per_file=rows_per_file, progress=_progress)
+    if fmt == "json":
+        _emit(manifest, "json")
+    else:
+        counts = ", ".join(f"{name}: {t['rows']}" for name, t in manifest["tables"].items())
+        click.echo(f"{out_dir}: {counts or 'nothing to export'}")
+
+
+@import_.command("embeddings")
+@click.argument("folder", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")
+@click.pass_obj
+def import_embeddings_command(obj: Ctx, folder: Path, fmt: str) -> None:
+    """Merge a Parquet folder (`timbredb export`) into the store: rows already stored are skipped, conflicts are errors."""
+    from timbredb.interchange import import_embeddings
+
+    summary = import_embeddings(obj.db, folder, progress=_progress, warn=_warn)
+    if fmt == "json":
+        _emit(summary.to_dict(), "json")
+    else:
+        added = sum(summary.added.values())
+        skipped = sum(summary.skipped.values())
+        click.echo(f"files merged: {summary.files_merged} of {summary.files}, rows added: {added}, "
+                   f"rows already stored: {skipped}, files refused: {len(summary.errors)}")
+    if summary.errors:
+        raise TimbreDBError(f"{len(summary.errors)} file(s) of {folder} not merged (see above)")
 
 
 # ---------------------------------------------------------------- report

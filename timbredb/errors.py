@@ -64,7 +64,15 @@ class DatasetUnavailable(DatasetError):
 
     `timbredb ingest` with no target skips such a dataset with one warning; asked
     for by name, it is an error.
+
+    Attributes:
+        partial: what of the dataset was stored anyway (a summary), e.g. CCMusic's listener
+            files when its recordings are unreachable; None when nothing was.
     """
+
+    def __init__(self, message: str, partial: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class AnalysisError(TimbreDBError):
@@ -73,6 +81,10 @@ class AnalysisError(TimbreDBError):
 
 class NotFoundError(TimbreDBError):
     """A clip, space or vocabulary the caller named is not in the store."""
+
+
+class InterchangeError(TimbreDBError):
+    """A Parquet interchange file cannot be merged (corrupt, wrong schema, conflicting row), or an export failed."""
 
 
 class PartialFailure(TimbreDBError):

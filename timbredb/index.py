@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from timbredb import ann
 from timbredb.errors import StoreError, first_line
 from timbredb.store import Store
 
@@ -109,17 +110,23 @@ def _build(
     matrix: NDArray[np.float32],
     requested: list[str] | None = None,
 ) -> VectorIndex:
-    import faiss
-
     keys = [k for k, _ in rows]
     dim = matrix.shape[1] if matrix.size else next(s.dim for s in store.spaces(space_id))
     built = memory_index(name, keys, matrix, dim)
     if store.read_only:
         # read paths never write: a stale or missing index is built in memory only
         return built
-    index = built.index
+    _persist(store, name, space_id, kind, rows, built.index, requested)
+    return built
+
+
+def _persist(store: Store, name: str, space_id: str, kind: str, rows: list[tuple[str, int]], index: Any,
+             requested: list[str] | None) -> None:
+    """Write an index and its keys (temporary names, renamed into place) and record them with their sha256."""
+    import faiss
+
     folder = store.index_dir
-    keys_json = json.dumps({"requested": requested, "keys": keys})
+    keys_json = json.dumps({"requested": requested, "keys": [k for k, _ in rows]})
     index_path, keys_path = folder / f"{name}.index", folder / f"{name}.keys.json"
     try:
         _write_atomic(keys_path, lambda tmp: Path(tmp).write_text(keys_json))
@@ -127,9 +134,8 @@ def _build(
     except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
         raise StoreError(f"{index_path}: cannot write the FAISS index ({reason}); the store itself is unchanged") from exc
-    store.record_index(name, space_id, kind, index_path.name, len(keys), _fingerprint(rows),
+    store.record_index(name, space_id, kind, index_path.name, len(rows), _fingerprint(rows),
                        file_sha256=_file_sha256(index_path), keys_sha256=_file_sha256(keys_path))
-    return VectorIndex(name, keys, index)
 
 
 def _file_sha256(path: Path) -> str:
@@ -189,14 +195,34 @@ def text_index(store: Store, space_id: str, prompts: list[str]) -> VectorIndex:
 
 
 def audio_index(store: Store, space_id: str) -> VectorIndex:
-    """The index over all audio vectors of a space (built or rebuilt if stale)."""
+    """The index over all audio vectors of a space (built or rebuilt if stale).
+
+    Exact (Flat) below ``ann.ivf_min_rows()`` vectors, IVF with a tuned nprobe above (timbredb/ann.py).
+    """
     rows = _audio_rows(store, space_id)
     name = audio_index_name(space_id)
     fresh = _load_if_fresh(store, name, rows)
     if fresh is not None:
         return fresh
+    if ann.use_ivf(len(rows)):
+        return _build_ivf(store, name, space_id, rows)
     _, matrix = store.audio_matrix(space_id, [k for k, _ in rows])
-    return _build(store, name, space_id, "audio", rows, matrix)
+    built = _build(store, name, space_id, "audio", rows, matrix)
+    if not store.read_only:
+        store.record_index_params(name, "flat")
+    return built
+
+
+# ---------------------------------------------------------------- IVF audio indexes (timbredb.ann)
+def _build_ivf(store: Store, name: str, space_id: str, rows: list[tuple[str, int]]) -> VectorIndex:
+    """An IVF index streamed from the store, nprobe tuned to the target recall, recorded with its recall."""
+    keys = [k for k, _ in rows]
+    dim = next(s.dim for s in store.spaces(space_id))
+    built = ann.ivf_from_store(store, space_id, keys, dim)
+    if not store.read_only:
+        _persist(store, name, space_id, "audio", rows, built.index, None)
+        store.record_index_params(name, "ivf", built.nlist, built.nprobe, built.recall_at_10, built.recall_queries)
+    return VectorIndex(name, keys, built.index)
 
 
 @dataclass(frozen=True)

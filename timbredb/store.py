@@ -24,7 +24,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -309,8 +309,13 @@ class Store:
         self.con.register(BATCH, tbl)
         try:
             yield
-        finally:
-            self.con.unregister(BATCH)
+        except BaseException:
+            # inside a transaction a failed statement aborts it, and unregister would then fail too,
+            # hiding the error that matters; a name left registered is replaced by the next register
+            with suppress(duckdb.Error):
+                self.con.unregister(BATCH)
+            raise
+        self.con.unregister(BATCH)
 
     def table_exists(self, name: str) -> bool:
         return bool(self._value("table_exists", name=name))
@@ -941,3 +946,170 @@ class Store:
                 counts[f"{modality}_vectors"] = insert(rec.space_id, keys, vectors, batch)
             self.finish_run(run_id, {"finetune": rec.label, **{k: v for k, v in counts.items() if k != "run_id"}})
         return counts
+
+    # ------------------------------------------------------------ Parquet interchange (timbredb.interchange)
+    #: interchange table -> the statement that exports it
+    _EXPORTS: dict[str, str] = {
+        "spaces": "export_spaces", "finetunes": "export_finetunes", "clips": "export_clips", "clip_files": "export_clip_files",
+        "prompts": "export_prompts", "vocabularies": "export_vocabularies",
+        "audio_embeddings": "export_audio_embeddings", "text_embeddings": "export_text_embeddings",
+        "instruments": "export_instruments", "ratings": "export_ratings",
+        "dissimilarity_datasets": "export_dissimilarity_datasets",
+        "dissimilarity_stimuli": "export_dissimilarity_stimuli",
+        "dissimilarity_ratings": "export_dissimilarity_ratings",
+        "exp2_sources": "export_exp2_sources", "variants": "export_variants", "exp2_imported": "export_exp2_imported",
+        "pair_distances": "export_pair_distances", "listener_ratings": "export_listener_ratings",
+        "rating_sds": "export_rating_sds", "exp1_imported": "export_exp1_imported",
+    }
+    #: interchange table -> (conflict check, reference check, merge) statements; None where there is none
+    _MERGES: dict[str, tuple[str | None, str | None, str]] = {
+        "spaces": ("import_spaces_conflicts", None, "import_spaces_merge"),
+        "finetunes": ("import_finetunes_conflicts", "import_finetunes_orphans", "import_finetunes_merge"),
+        "clips": ("import_clips_conflicts", None, "import_clips_merge"),
+        "clip_files": (None, "import_clip_files_orphans", "import_clip_files_merge"),
+        "prompts": ("import_prompts_conflicts", None, "import_prompts_merge"),
+        "vocabularies": ("import_vocabularies_conflicts", None, "import_vocabularies_merge"),
+        "instruments": ("import_instruments_conflicts", "import_instruments_orphans", "import_instruments_merge"),
+        "ratings": ("import_ratings_conflicts", "import_ratings_orphans", "import_ratings_merge"),
+        "dissimilarity_datasets": ("import_dissimilarity_datasets_conflicts", None, "import_dissimilarity_datasets_merge"),
+        "dissimilarity_stimuli": ("import_dissimilarity_stimuli_conflicts", "import_dissimilarity_stimuli_orphans",
+                                  "import_dissimilarity_stimuli_merge"),
+        "dissimilarity_ratings": ("import_dissimilarity_ratings_conflicts", "import_dissimilarity_ratings_orphans",
+                                  "import_dissimilarity_ratings_merge"),
+        "exp2_sources": ("import_exp2_sources_conflicts", None, "import_exp2_sources_merge"),
+        "variants": ("import_variants_conflicts", "import_variants_orphans", "import_variants_merge"),
+        "exp2_imported": ("import_exp2_imported_conflicts", None, "import_exp2_imported_merge"),
+        "pair_distances": ("import_pair_distances_conflicts", "import_pair_distances_orphans",
+                           "import_pair_distances_merge"),
+        # listener data may exist without stimuli (CCMusic's listener files come without recordings)
+        "listener_ratings": ("import_listener_ratings_conflicts", None, "import_listener_ratings_merge"),
+        "rating_sds": ("import_rating_sds_conflicts", None, "import_rating_sds_merge"),
+        "exp1_imported": ("import_exp1_imported_conflicts", None, "import_exp1_imported_merge"),
+        "ingest_errors": (None, None, "import_ingest_errors_merge"),
+    }
+
+    def export_reader(self, table: str, rows_per_batch: int = 16384, **params: Any) -> pa.RecordBatchReader:
+        """Stream a table's rows for a Parquet export (never the whole table in memory at once).
+
+        Args:
+            table: an interchange table name (``timbredb.interchange.tables``).
+            rows_per_batch: rows per Arrow record batch.
+            params: the export statement's parameters (``space_ids``, ``space_id``, ...).
+        """
+        q = statement(self._EXPORTS[table])
+        return self.con.sql(q.sql, params=bind(q, params) or None).to_arrow_reader(rows_per_batch)
+
+    def space_vector_counts(self, space_id: str) -> tuple[int, int, int]:
+        """(audio vectors, text vectors, pair distances) a space holds."""
+        row = self._run("export_count_vectors", space_id=space_id)[0]
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def merge_rows(
+        self, table: str, tbl: pa.Table, *, run_id: int | None = None, replace_files: bool = False,
+        imported_from: str | None = None,
+    ) -> tuple[tuple[str, str] | None, str | None, int]:
+        """Merge rows of a (non-vector) interchange table; the caller holds the transaction.
+
+        Rows with batch columns (pair distances) record each batch not yet known first, under
+        ``run_id`` and ``imported_from``, as vectors do.
+
+        Returns:
+            (conflict, orphan, added): the first (key, differing columns) stored with other
+            values, else None; a description of the first row referring to something not
+            stored, else None; and how many rows were added. Nothing is written when either
+            of the first two is not None.
+        """
+        conflicts, orphans, merge = self._MERGES[table]
+        with self._registered(tbl):
+            if conflicts is not None:
+                rows = self._run(conflicts)
+                if rows:
+                    return (str(rows[0][0]), str(rows[0][1])), None, 0
+            if orphans is not None:
+                rows = self._run(orphans)
+                if rows:
+                    return None, str(rows[0][0]), 0
+            if table == "clip_files":
+                self._run("import_clip_files_update", replace=replace_files)
+            if table == "pair_distances":
+                self._run("import_pair_distances_batches", run_id=run_id, imported_from=imported_from)
+            params: dict[str, Any] = {"run_id": run_id} if "run_id" in statement(merge).params else {}
+            added = int(self._run(merge, **params)[0][0])
+            if table == "spaces":
+                self._run("import_spaces_fill")
+            return None, None, added
+
+    def vector_orphan(self, modality: str, tbl: pa.Table) -> str | None:
+        """The first vector of an interchange batch whose clip (audio) or prompt (text) is not stored."""
+        name = "import_audio_embeddings_orphans" if modality == "audio" else "import_text_embeddings_orphans"
+        with self._registered(tbl):
+            rows = self._run(name)
+        return str(rows[0][0]) if rows else None
+
+    def present_vector_keys(self, modality: str, space_id: str, keys: Sequence[str]) -> list[str]:
+        """The keys (clip hashes or prompts) among ``keys`` that have a vector in the space (any order)."""
+        if not keys:
+            return []
+        name = "import_audio_present" if modality == "audio" else "import_text_present"
+        return [r[0] for r in self._run(name, space_id=space_id, keys=list(keys))]
+
+    def merge_vectors(self, modality: str, tbl: pa.Table, *, run_id: int | None, imported_from: str | None) -> int:
+        """Insert new vectors of an interchange batch (rows with batch_key and provenance columns).
+
+        Each batch named by a ``batch_key`` not recorded yet is recorded first, with the
+        provenance, size and time it was computed with; the caller holds the transaction.
+
+        Returns:
+            how many vectors were added.
+        """
+        insert = "import_audio_insert" if modality == "audio" else "import_text_insert"
+        with self._registered(tbl):
+            self._run("import_vector_batches", modality=modality, run_id=run_id, imported_from=imported_from)
+            return int(self._run(insert)[0][0])
+
+    # ------------------------------------------------------------ approximate search (timbredb.ann)
+    def iter_audio_vectors(self, space_id: str, rows: int = 16384) -> Iterator[tuple[list[str], NDArray[np.float32]]]:
+        """A space's audio vectors in storage order, ``rows`` at a time: (keys, (n, dim) matrix) chunks.
+
+        Only one chunk is in memory at a time; the connection is busy until the iterator is exhausted.
+        """
+        q = statement("ann_vectors_stream")
+        reader = self.con.sql(q.sql, params=bind(q, {"space_id": space_id})).to_arrow_reader(rows)
+        for batch in reader:
+            if batch.num_rows:
+                keys = batch.column(0).to_pylist()
+                yield keys, _arrow_to_matrix(pa.chunked_array([batch.column(1)]), len(keys))
+
+    def audio_vectors_range(self, space_id: str, lo: str, hi: str) -> tuple[list[str], NDArray[np.float32]]:
+        """The audio vectors of a space with ``lo <= clip hash < hi`` (in no particular order)."""
+        tbl = self._arrow("ann_vectors_range", space_id=space_id, lo=lo, hi=hi)
+        keys = tbl.column("k").to_pylist()
+        return keys, _arrow_to_matrix(tbl.column("embedding"), len(keys))
+
+    def record_index_params(
+        self, name: str, index_type: str, nlist: int | None = None, nprobe: int | None = None,
+        recall_at_10: float | None = None, recall_queries: int | None = None,
+    ) -> None:
+        """Record how a (recorded) index searches and the recall@10 measured when it was built."""
+        self._run("ann_params_record", name=name, index_type=index_type, nlist=nlist, nprobe=nprobe,
+                  recall_at_10=recall_at_10, recall_queries=recall_queries)
+
+    def index_params(self, name: str) -> dict[str, Any] | None:
+        """{index_type, nlist, nprobe, recall_at_10, recall_queries} of a recorded index, or None."""
+        rows = self._run("ann_params_of", name=name)
+        if not rows:
+            return None
+        return dict(zip(("index_type", "nlist", "nprobe", "recall_at_10", "recall_queries"), rows[0]))
+
+    @contextmanager
+    def memory_limit(self, limit: str) -> Iterator[None]:
+        """DuckDB's memory limit lowered to ``limit`` (e.g. "512MB") inside the block, then back to the default.
+
+        A streamed index build reads every vector once; without this DuckDB's buffer pool would keep
+        them cached, a second copy of the matrix beside the index.
+        """
+        self._run("memory_limit_set", limit=limit)
+        try:
+            yield
+        finally:
+            self._run("memory_limit_reset")

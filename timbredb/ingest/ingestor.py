@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from timbredb.audio import Audio, StreamedAudio, decode, find_audio_files, open_audio, read_pcm
 from timbredb.errors import AudioError, TimbreDBError, VocabularyError
@@ -61,6 +61,12 @@ class FileClip:
     clip_sha256: str
 
 
+class FileEngine(Protocol):
+    """Something that does ``Ingestor.add_files`` elsewhere (``--engine ray``: timbredb.ingest.ray_engine)."""
+
+    def add_files(self, ingestor: Ingestor, files: Sequence[Path], desc: str = "audio") -> list[FileClip]: ...
+
+
 class Ingestor:
     """Stores clips and computes missing embeddings for a fixed set of models.
 
@@ -72,6 +78,7 @@ class Ingestor:
         warn: one-line warnings (e.g. prompts outside a model's vocabulary).
         command: recorded in the runs table.
         scoped: the models were selected by default: each embeds only its spec's scope (``for_dataset``).
+        file_engine: runs ``add_files`` instead of this process (None: in-process, the default engine).
     """
 
     def __init__(
@@ -84,6 +91,7 @@ class Ingestor:
         warn: WarnFn = ignore,
         command: str = "ingest",
         scoped: bool = False,
+        file_engine: FileEngine | None = None,
     ) -> None:
         if batch_size < 1:
             raise TimbreDBError(f"--batch-size must be at least 1, got {batch_size}")
@@ -95,6 +103,7 @@ class Ingestor:
         self.summary = IngestSummary()
         #: decode with the source channels (a policy such as ms-clap/paper does not down-mix)
         self.keep_channels = any(m.needs_channels for m in self.models)
+        self.file_engine = file_engine
         self.run_id = store.start_run(command)
         self._all_models = list(self.models)
         self.scoped = scoped
@@ -108,6 +117,11 @@ class Ingestor:
     def pause(self, held_at_least_s: float | None = None) -> None:
         """Release the store while computing, if it was held a while (readers get in between batches)."""
         self.store.release(self.HOLD_S if held_at_least_s is None else held_at_least_s)
+
+    @property
+    def all_models(self) -> list[EmbeddingModel]:
+        """Every model of the run, in order (``models`` is the subset the current dataset's scope selects)."""
+        return self._all_models
 
     @contextmanager
     def for_dataset(self, name: str) -> Iterator[None]:
@@ -156,6 +170,8 @@ class Ingestor:
 
     def add_files(self, files: Sequence[Path], desc: str = "audio") -> list[FileClip]:
         """Decode (when needed), store and embed files, batch by batch."""
+        if self.file_engine is not None:
+            return self.file_engine.add_files(self, files, desc)
         out: list[FileClip] = []
         bar = self.progress(desc, len(files))
         try:

@@ -28,6 +28,9 @@ class IngestOptions:
             clone of the repository) from here instead of DATA_DIR/timbremetrics.
         min_contributions: socialfx-comp, safedb: a word is rendered when at least this many
             contributions (rows) describe it (None = each dataset's default).
+        engine: "local" (in-process) or "ray" (audio files embedded on Ray; timbredb.ingest.ray_engine).
+        ray_address: a running Ray cluster to join (None: start a local one).
+        ray_actors: embedding actors on Ray (None: one per GPU, else one).
     """
 
     models: list[str] | None = None
@@ -46,3 +49,6 @@ class IngestOptions:
     rating_name: str | None = None
     timbremetrics_dir: Path | None = None
     min_contributions: int | None = None
+    engine: str = "local"
+    ray_address: str | None = None
+    ray_actors: int | None = None

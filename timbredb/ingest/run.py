@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from timbredb.datasets.registry import datasets, default_datasets, ingest_function
 from timbredb.download import ensure_dataset
@@ -47,6 +49,8 @@ def ingest_dataset(
         result = ingest_function(spec)(ingestor, data_dir, options)
     except DatasetUnavailable as exc:
         reason = download_problem or str(exc)
+        if exc.partial is not None:
+            ingestor.summary.datasets[name] = exc.partial
         if requested:
             ingestor.error(name, reason, "dataset")
         else:
@@ -59,19 +63,15 @@ def ingest_dataset(
     ingestor.summary.datasets[name] = result or {}
 
 
-def load_models(
-    options: IngestOptions, data_dir: Path, warn: WarnFn = ignore, db: Path | None = None
-) -> list[EmbeddingModel]:
-    """The run's models, loaded: every one before any store is opened, so a model that cannot load
-    (missing tokenizer, unreadable or tampered checkpoint) fails the run before anything is written
-    or a new store is created.
+def model_names(options: IngestOptions, data_dir: Path, warn: WarnFn = ignore) -> list[str]:
+    """The run's model names: --models as given, else every model usable here.
 
     Raises:
-        ModelUnavailableError: no model usable here, or one that cannot load.
+        ModelUnavailableError: no model usable here.
         TimbreDBError: --weights with several models.
     """
     if options.models:
-        names = options.models
+        names = list(options.models)
     else:
         names = usable_models(data_dir)
         skipped = len(SPECS) - len(names)
@@ -81,6 +81,22 @@ def load_models(
             raise ModelUnavailableError("no model is usable here; see `timbredb models list`")
     if options.weights is not None and len(names) != 1:
         raise TimbreDBError("--weights needs exactly one model in --models")
+    return names
+
+
+def load_models(options: IngestOptions, data_dir: Path, warn: WarnFn = ignore,
+                names: list[str] | None = None, db: Path | None = None) -> list[EmbeddingModel]:
+    """The run's models (``names``, default ``model_names()``), loaded: every one before any store
+    is opened, so a model that cannot load (missing tokenizer, unreadable or tampered checkpoint)
+    fails the run before anything is written or a new store is created. ``db``: the store a
+    fine-tuned space's weights are read from.
+
+    Raises:
+        ModelUnavailableError: no model usable here, or one that cannot load.
+        TimbreDBError: --weights with several models.
+    """
+    if names is None:
+        names = model_names(options, data_dir, warn)
     models = [
         load(n, device=options.device, dtype=options.dtype, data_dir=data_dir, weights=options.weights,
              allow_unpinned=options.allow_unpinned, store_path=db)  # db: where a fine-tuned space lives
@@ -127,10 +143,13 @@ def run_ingest(
                     warn(f"{target}: downloaded into {data_dir / target}")
             except DatasetError as exc:
                 download_problems[target] = str(exc)
-    models = load_models(options, data_dir, warn, db)
-    with Store(db) as store:
+    names = model_names(options, data_dir, warn)
+    models = load_models(options, data_dir, names=names, db=db)
+    engine = _file_engine(options, names, data_dir)
+    with Store(db) as store, _closing(engine):
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
-                            command="ingest " + " ".join(targets), scoped=not options.models)
+                            command="ingest " + " ".join(targets) + _engine_suffix(options),
+                            scoped=not options.models, file_engine=engine)
         paths = []
         for target in targets:
             if _is_dataset(target):
@@ -179,9 +198,43 @@ def _run_ratings(
     from timbredb.datasets import rated
 
     path, (data, files) = prepared
-    models = load_models(options, data_dir, warn, db)
+    models = load_models(options, data_dir, warn, db=db)
     with Store(db) as store:
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
                             command=f"ingest ratings {path}")
         ingestor.summary.datasets[data.name] = rated.ingest(ingestor, data, files, options)
         return ingestor.finish()
+
+
+# ---------------------------------------------------------------- engines (--engine)
+def _file_engine(options: IngestOptions, names: list[str], data_dir: Path) -> Any:
+    """The engine audio files go through: None for the in-process default, else a RayEngine."""
+    if options.engine == "local":
+        return None
+    if options.engine != "ray":
+        raise TimbreDBError(f"--engine: unknown engine {options.engine!r}; choose local or ray")
+    from timbredb.ingest.ray_engine import ModelSet, RayEngine, RaySettings
+    from timbredb.spaces import is_tuned
+
+    tuned = [n for n in names if is_tuned(n)]
+    if tuned:
+        # a tuned space's weights are read from the store, which the driver holds open for writing
+        raise TimbreDBError(f"--engine ray: {', '.join(tuned)} is a fine-tuned space; its weights live in the store "
+                            "the driver writes, so Ray workers cannot load it; use --engine local")
+
+    models = ModelSet(tuple(names), options.device, options.dtype, str(data_dir),
+                      str(options.weights) if options.weights else None, options.allow_unpinned)
+    return RayEngine(RaySettings(address=options.ray_address, actors=options.ray_actors), models)
+
+
+def _engine_suffix(options: IngestOptions) -> str:
+    return "" if options.engine == "local" else f" --engine {options.engine}"
+
+
+@contextmanager
+def _closing(engine: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if engine is not None:
+            engine.close()

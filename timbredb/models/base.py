@@ -472,10 +472,17 @@ class EmbeddingModel(ABC):
         floating-point batching effects.
         """
         self.ensure_loaded()
-        per_clip = ordered_map(self.prepare, clips)
+        return self.embed_prepared(ordered_map(self.prepare, clips), batch_size, progress)
+
+    def embed_prepared(
+        self, per_clip: Sequence[list[NDArray[np.float32]]], batch_size: int = 16, progress: ProgressFn | None = None
+    ) -> NDArray[np.float32]:
+        """``embed_audio`` for clips already through ``prepare`` (resampled and windowed elsewhere,
+        e.g. in the Ray engine's CPU stage): the same batching and pooling, so the same bits."""
+        self.ensure_loaded()
         flat = [w for ws in per_clip for w in ws]
         vecs = self._run_batches(flat, batch_size, self._embed_windows, "audio")
-        out = np.empty((len(clips), self.dim), dtype=np.float32)
+        out = np.empty((len(per_clip), self.dim), dtype=np.float32)
         i = 0
         for k, ws in enumerate(per_clip):
             out[k] = self.policy.pool(vecs[i : i + len(ws)])

@@ -182,10 +182,14 @@ def heatmaps(
 ) -> Figure:
     """One heat map per panel (rows x columns), each with its own colour scale."""
     n = len(panels)
-    ncols = min(n, 3)
+    # room for every column label (rotated, ~0.17 in each) and for the row labels and colour bar,
+    # so neither the descriptor names nor the instrument names overlap at 61 x 16
+    panel_w = max(2.6, 0.17 * len(col_labels) + 1.4)
+    ncols = max(1, min(n, int(10.0 // panel_w)))
     nrows = int(np.ceil(n / ncols))
-    height = max(3.0, 0.13 * len(row_labels) + 1.6)
-    fig = _figure((min(7.5, 2.6 * ncols + 0.8), height * nrows))
+    row_h = 0.15 if len(row_labels) > 30 else 0.18
+    height = max(3.0, row_h * len(row_labels) + 1.8)
+    fig = _figure((panel_w * ncols + 1.2, height * nrows))
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, (title, matrix) in zip(axes.flat, panels):
         finite = matrix[np.isfinite(matrix)]
@@ -193,7 +197,7 @@ def heatmaps(
         ax.set_facecolor("#d9d9d9")  # missing cells (NaN) show as grey
         im = ax.imshow(matrix, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_title(title)
-        ax.set_xticks(range(len(col_labels)), col_labels, rotation=90)
+        ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=FONT_SIZE - 2)
         ax.set_yticks(range(len(row_labels)), row_labels if ax in axes[:, 0] else [""] * len(row_labels),
                       fontsize=max(4, FONT_SIZE - 3) if len(row_labels) > 30 else FONT_SIZE - 1)
         fig.colorbar(im, ax=ax, label=colourbar_label, shrink=0.8)

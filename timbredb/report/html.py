@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from timbredb.formatting import to_csv
 
 # Column-name hints for formatting: rates are fractions shown as percentages.
 _RATE_COLUMNS = {"pos_slope_rate", "pos_final_delta_rate", "all_source_consistency"}
+#: hex digests (commits, sha256), alone or comma-separated
+_HASH = re.compile(r"[0-9a-f]{12,}(, [0-9a-f]{12,})*")
 
 
 @dataclass
@@ -95,6 +98,9 @@ def _cell(value: Any, column: str) -> str:
     if isinstance(value, int):
         return f'<td class="num">{value}</td>'
     text = ", ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    if _HASH.fullmatch(text):
+        # commits and sha256 values: monospace, and broken anywhere so a table keeps to the page
+        return f'<td class="hash">{html.escape(text)}</td>'
     return f'<td class="long">{html.escape(text)}</td>' if len(text) > 40 else f"<td>{html.escape(text)}</td>"
 
 
@@ -126,13 +132,14 @@ p.note{color:#333}
 figure{margin:1.2em 0;text-align:center}figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:.9em;text-align:left;margin-top:.3em}
 div.table{overflow-x:auto;margin:1em 0}p.caption{font-size:.9em;margin:.2em 0}
-table{border-collapse:collapse;font-size:.82em}th,td{border:1px solid #ccc;padding:.2em .45em}
-tbody td:first-child{white-space:nowrap}td.long{overflow-wrap:anywhere;min-width:14em;font-size:.92em}
+table{border-collapse:collapse;font-size:.82em;max-width:100%}th,td{border:1px solid #ccc;padding:.2em .45em}
+td{overflow-wrap:break-word}td.long{overflow-wrap:anywhere;min-width:10em;font-size:.92em}
+td.hash{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:.85em;word-break:break-all;min-width:8em}
 thead th{background:#f0f4f8;position:sticky;top:0}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.na{color:#999;text-align:center}table.kv th{text-align:left;background:#f7f7f7}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}
 @media print{body{max-width:none;padding:0}h2{page-break-before:always}figure,div.table{page-break-inside:avoid}
-thead th{position:static}}
+thead th{position:static}div.table{overflow-x:visible}table{font-size:.7em}}
 """
 
 

@@ -84,8 +84,9 @@ RETURNING batch_id;
 -- name: audio_present
 -- params: {"space_id": "", "keys": []}
 -- columns: clip_sha256
--- The clips of $keys that have an audio vector in the space.
-SELECT clip_sha256 FROM audio_embeddings WHERE space_id = $space_id AND list_contains($keys, clip_sha256);
+-- The clips of $keys that have an audio vector in the space (a semi-join: list_contains would test
+-- every stored row against the whole list).
+SELECT clip_sha256 FROM audio_embeddings WHERE space_id = $space_id AND clip_sha256 IN (SELECT unnest($keys));
 
 -- name: text_present
 -- params: {"space_id": "", "keys": []}
