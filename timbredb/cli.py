@@ -577,12 +577,14 @@ def export_exp1(obj: Ctx, out_dir: Path, model: str | None, dataset: str, templa
               help="Learning rate (default: adapter 1e-3, lora 5e-4).")
 @click.option("--batch-size", "batch_trajectories", type=click.IntRange(min=1), default=None,
               help="Trajectories per step (default: adapter 32, lora 4).")
+@click.option("--anchor-weight", type=click.FloatRange(min=0), default=None,
+              help="Weight of the term that keeps the tuned vectors near the base ones (default 0.1).")
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Output format.")
 @click.pass_obj
 def finetune(obj: Ctx, model: str, method: str, train: str, words: str | None, hold_out_words: str | None,
              hold_out_sources: str | None, epochs: int | None, seed: int, device: str, template: str,
              renderer: str | None, text_head: bool, lr: float | None, batch_trajectories: int | None,
-             fmt: str) -> None:
+             anchor_weight: float | None, fmt: str) -> None:
     """Fine-tune a space on the exp2 variants: a new space, e.g. laion-clap+ft-1a2b3c4d.
 
     Trains on the variants of the words and sources not held out (InfoNCE over
@@ -596,7 +598,8 @@ def finetune(obj: Ctx, model: str, method: str, train: str, words: str | None, h
     options = FinetuneOptions(
         model=model, method=method, train=train, words=words, hold_out_words=hold_out_words,
         hold_out_sources=hold_out_sources, epochs=epochs, seed=seed, device=device, template=template,
-        renderer=renderer, text_head=text_head, hyper={"lr": lr, "batch_trajectories": batch_trajectories},
+        renderer=renderer, text_head=text_head, hyper={"lr": lr, "batch_trajectories": batch_trajectories,
+                                                                  "anchor_weight": anchor_weight},
     )
     bar: Any = None
 
