@@ -271,7 +271,11 @@ def test_the_tuned_space_works_in_every_analysis_describe_ingest_and_check(
 
 def test_query_finetune_imports_no_torch(filled_db: Path, tmp_path: Path) -> None:
     db = _copy(filled_db, tmp_path)
-    CLI(db, None)("finetune", "--model", "socialfx-eq", "--epochs", "2", "--device", "cpu")
+    CLI(db, None)("finetune", "--model", "socialfx-eq", "--epochs", "2", "--device", "cpu", "--anchor-weight", "0.5",
+                  "--lr", "0.002", "--batch-size", "3")
+    (config,) = db_rows(db, "SELECT config FROM finetunes")[0]
+    hp = json.loads(config)["hyperparameters"]
+    assert (hp["anchor_weight"], hp["lr"], hp["batch_trajectories"], hp["epochs"]) == (0.5, 0.002, 3, 2)
     code = (
         "import sys\nfrom click.testing import CliRunner\nfrom timbredb.cli import cli\n"
         f"r = CliRunner().invoke(cli, ['--db', {str(db)!r}, 'query', 'finetune', '--format', 'json'])\n"
