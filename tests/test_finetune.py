@@ -264,6 +264,12 @@ def test_the_tuned_space_works_in_every_analysis_describe_ingest_and_check(
     np.testing.assert_array_equal(adapter.apply_audio(params, x), y)
     check = json.loads(cli("check", "--format", "json").stdout)
     assert all(r["offending_rows"] == 0 for r in check["integrity"])
+    # the Ray engine cannot load a tuned space (its weights are in the store the driver writes): one line, nothing written
+    before = _sha(db)
+    other = write(tmp_path / "new" / "other.wav", harmonic_tone(450.0, 1.0))
+    res = cli("ingest", str(other), "--models", label, "--engine", "ray", ok=False)
+    assert res.exit_code == 1 and "fine-tuned space" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert _sha(db) == before
     report = cli("report", "--out", str(tmp_path / "report")).stdout.strip()
     html = Path(report).read_text(encoding="utf-8")
     assert label in html and "fine-tuned spaces vs their base" in html

@@ -213,7 +213,6 @@ def _file_engine(options: IngestOptions, names: list[str], data_dir: Path) -> An
         return None
     if options.engine != "ray":
         raise TimbreDBError(f"--engine: unknown engine {options.engine!r}; choose local or ray")
-    from timbredb.ingest.ray_engine import ModelSet, RayEngine, RaySettings
     from timbredb.spaces import is_tuned
 
     tuned = [n for n in names if is_tuned(n)]
@@ -221,6 +220,7 @@ def _file_engine(options: IngestOptions, names: list[str], data_dir: Path) -> An
         # a tuned space's weights are read from the store, which the driver holds open for writing
         raise TimbreDBError(f"--engine ray: {', '.join(tuned)} is a fine-tuned space; its weights live in the store "
                             "the driver writes, so Ray workers cannot load it; use --engine local")
+    from timbredb.ingest.ray_engine import ModelSet, RayEngine, RaySettings
 
     models = ModelSet(tuple(names), options.device, options.dtype, str(data_dir),
                       str(options.weights) if options.weights else None, options.allow_unpinned)
