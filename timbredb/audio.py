@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -57,6 +58,23 @@ class Audio:
     @property
     def duration_s(self) -> float:
         return self.n_frames / float(self.sample_rate)
+
+
+class ClipRecord(Protocol):
+    """What the store records of a clip: ``Audio``, ``StreamedAudio`` and the pipeline's ClipInfo have it."""
+
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def sample_rate(self) -> int: ...
+    @property
+    def channels(self) -> int: ...
+    @property
+    def n_frames(self) -> int: ...
+    @property
+    def duration_s(self) -> float: ...
 
 
 def content_sha256(pcm: NDArray[np.float32], sample_rate: int) -> str:

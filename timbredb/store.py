@@ -35,7 +35,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from timbredb import __version__, schema
-from timbredb.audio import Audio, StreamedAudio
+from timbredb.audio import ClipRecord
 from timbredb.errors import StoreError, first_line
 from timbredb.queries import bind, statement
 from timbredb.spaces import SpaceRecord, match
@@ -350,7 +350,7 @@ class Store:
         with self._registered(tbl):
             return dict(self._run("files_lookup"))
 
-    def add_clips(self, clips: Sequence[Audio | StreamedAudio], run_id: int | None = None) -> int:
+    def add_clips(self, clips: Sequence[ClipRecord], run_id: int | None = None) -> int:
         """Insert clips whose content is not stored yet. Returns how many were added."""
         if not clips:
             return 0
