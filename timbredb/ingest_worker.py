@@ -21,8 +21,11 @@ from __future__ import annotations
 import ctypes
 import itertools
 import os
+import select
 import signal
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from multiprocessing import shared_memory
 from pathlib import Path
@@ -73,6 +76,7 @@ class WorkerConfig:
     block_frames: int
     threads: int
     shm_prefix: str
+    parent_pid: int
 
 
 @dataclass(frozen=True)
@@ -125,14 +129,39 @@ def init_worker(config: WorkerConfig) -> None:
     # Ctrl-C reaches the whole process group: the main process stops the pipeline, workers must not die mid-file
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    threading.Thread(target=_exit_with, args=(config.parent_pid,), name="timbredb-watch", daemon=True).start()
     limit_threads(config.threads)
     # the parent's long-file settings (tests lower them), so a worker streams what the parent would
     audio_mod.STREAM_SAMPLES = config.stream_samples
     audio_mod.BLOCK_FRAMES = config.block_frames
 
 
+def _exit_with(pid: int) -> None:
+    """Exit when the ingest process ``pid`` does (it may be killed with -9: nothing else would tell us).
+
+    A worker's parent is the forkserver, which lives as long as any worker holds its pipe,
+    and a worker waits on a queue whose other end it holds itself: without this, the
+    workers of a killed ingest would wait forever.
+    """
+    try:
+        fd = os.pidfd_open(pid)  # Linux 5.3+: readable once the process has exited
+    except (AttributeError, OSError):
+        fd = None
+    if fd is not None:
+        select.select([fd], [], [])
+        os._exit(1)
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            continue
+
+
 def _die_with_parent() -> None:
-    """Linux: SIGKILL this worker when its parent exits (a kill -9 of the ingest leaves no worker behind)."""
+    """Linux: SIGKILL this worker when its parent (the forkserver) exits."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -165,8 +194,6 @@ def worker_facts(hold_s: float = 0.0) -> dict[str, Any]:
     Args:
         hold_s: stay this long, so that each of several calls lands on another worker.
     """
-    import time
-
     from threadpoolctl import threadpool_info
 
     time.sleep(hold_s)

@@ -33,8 +33,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from contextlib import contextmanager
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -105,7 +105,7 @@ class WorkerPool:
         self.plans = tuple(plan_for(m, data_dir) for m in models)
         cores = cpu_count()
         config = WorkerConfig(self.plans, batch_size, audio_mod.STREAM_SAMPLES, audio_mod.BLOCK_FRAMES,
-                              threads_per_worker(cores, workers), f"tdb{os.getpid()}_")
+                              threads_per_worker(cores, workers), f"tdb{os.getpid()}_", os.getpid())
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
