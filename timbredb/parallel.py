@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -72,6 +73,12 @@ _BLAS_LOCK = threading.Lock()
 _BLAS_STATE: dict[str, Any] = {"depth": 0, "controller": None, "saved": None}
 
 
+def _is_numpys(filepath: str | None) -> bool:
+    """Whether a loaded library is the BLAS numpy ships (numpy.libs/, numpy/.dylibs/, numpy/...)."""
+    parts = Path(filepath or "").parts
+    return any(p == "numpy" or p.startswith("numpy.") or p.startswith("numpy-") for p in parts)
+
+
 @contextmanager
 def one_blas_thread() -> Iterator[None]:
     """Run the block with NumPy's BLAS on one thread (restored after; threads that overlap share the setting).
@@ -83,8 +90,9 @@ def one_blas_thread() -> Iterator[None]:
             if _BLAS_STATE["controller"] is None:
                 from threadpoolctl import ThreadpoolController
 
-                # numpy's own BLAS only (torch's pools are torch's)
-                _BLAS_STATE["controller"] = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+                # numpy's own BLAS only (torch's and faiss's pools are theirs; they may load later, too)
+                _BLAS_STATE["controller"] = [c for c in ThreadpoolController().lib_controllers
+                                             if c.user_api == "blas" and _is_numpys(c.filepath)]
             _BLAS_STATE["saved"] = [(c, c.get_num_threads()) for c in _BLAS_STATE["controller"]]
             for c, n in _BLAS_STATE["saved"]:
                 if n != 1:

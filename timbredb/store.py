@@ -26,11 +26,10 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import duckdb
 import numpy as np
-import polars as pl
 import pyarrow as pa
 from numpy.typing import NDArray
 
@@ -39,6 +38,9 @@ from timbredb.audio import ClipRecord
 from timbredb.errors import StoreError, first_line
 from timbredb.queries import bind, statement
 from timbredb.spaces import SpaceRecord, match
+
+if TYPE_CHECKING:  # polars loads with the first frame: `ingest` never needs it (issue 17)
+    import polars as pl
 
 #: the name a registered Arrow batch has inside statements
 BATCH = "_timbredb_batch"
@@ -279,6 +281,8 @@ class Store:
 
     def frame(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> pl.DataFrame:
         """Run one read statement's SQL and return a polars DataFrame (``queries.run`` uses this)."""
+        import polars as pl
+
         rel = self.con.sql(sql, params=params) if params else self.con.sql(sql)
         if rel is None:
             return pl.DataFrame()

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from timbredb.audio import StreamedAudio
 from timbredb.config import resolve_data_dir
 from timbredb.datasets.audealize import eqpoints_path, load_eq_curves, normalise_curve
-from timbredb.dsp import EQ_CENTRES_HZ
+from timbredb.eq_bands import EQ_CENTRES_HZ
 from timbredb.errors import VocabularyError
 from timbredb.models._frames import frames_of
 from timbredb.models.base import Availability, EmbeddingModel, ModelSpec, sha256_file
