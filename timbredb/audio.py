@@ -90,7 +90,7 @@ def content_sha256(pcm: NDArray[np.float32], sample_rate: int) -> str:
     h.update(_HASH_DOMAIN)
     h.update(int(sample_rate).to_bytes(4, "little"))
     h.update(int(data.shape[1]).to_bytes(2, "little"))
-    h.update(memoryview(data).cast("B"))  # the array's bytes, without a copy of the whole clip
+    h.update(data.data.cast("B"))  # the array's bytes, without a copy of the whole clip
     return h.hexdigest()
 
 
@@ -473,7 +473,7 @@ def scan(path: str | os.PathLike[str], info: AudioInfo | None = None) -> Streame
         if not np.isfinite(np.sum(block, dtype=np.float64)):  # as _check_pcm
             bad += int((~np.isfinite(block)).sum())
         nonzero = nonzero or bool(np.any(block))
-        h.update(memoryview(np.ascontiguousarray(block, dtype="<f4")).cast("B"))
+        h.update(np.ascontiguousarray(block, dtype="<f4").data.cast("B"))
         frames += block.shape[0]
     if frames == 0:
         raise AudioError(p, "is empty (0 samples)")
