@@ -237,3 +237,51 @@ def test_baseline_vectors_do_not_depend_on_the_blas_thread_count() -> None:
     # numpy's BLAS (not faiss's or torch's, which other tests may have loaded)
     numpys = [f for f in inside if "numpy" in Path(f).parts or any(p.startswith("numpy.") for p in Path(f).parts)]
     assert numpys and all(inside[f] == 1 for f in numpys) and restored == after
+
+
+class _Windowed(EmbeddingModel):
+    """A model served as windows (not a baseline): the workers resample and cut, this process embeds.
+
+    Its vectors are exact functions of the window samples, so any difference in the windows
+    (a resampler, an offset, a padding, a batch that mixes clips up) changes their bits.
+    """
+
+    def default_policy(self) -> Any:
+        from timbredb.models.base import WindowPolicy
+
+        return WindowPolicy(kind="consecutive", window_s=0.2, hop_s=0.15, pad="repeatpad", pooling="mean-l2")
+
+    def _embed_windows(self, windows: list[np.ndarray]) -> np.ndarray:
+        w = np.stack(windows).astype(np.float64)
+        feats = [w.mean(axis=1), w.std(axis=1), np.abs(w).max(axis=1), np.abs(np.diff(w, axis=1)).sum(axis=1)]
+        return np.stack(feats, axis=1).astype(np.float32)
+
+
+def test_a_windowed_models_vectors_through_the_workers_are_the_sequential_engines_bit_for_bit(
+        tmp_path: Path, clean: Path) -> None:
+    spec = ModelSpec(id="windowed", family="test", checkpoint="c", dim=4, sample_rate=22050, modalities=("audio",),
+                     license="-", description="-", loader="-")
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    for f in sorted(clean.glob("*.wav"))[:7]:
+        (folder / f.name).write_bytes(f.read_bytes())
+    write(folder / "r48k.wav", harmonic_tone(330, 0.9, sr=48000), sr=48000)  # a second source rate
+    write(folder / "stereo.wav", np.stack([harmonic_tone(220, 0.5), 0.4 * noise(0.5, seed=7)], axis=1))
+    model = _Windowed(spec)
+    assert pipeline.plan_for(model, None).kind == "windows"
+    dumps = []
+    for workers in (0, 2):
+        db = tmp_path / f"w{workers}.duckdb"
+        with Store(db) as store:
+            from timbredb.ingest import Ingestor
+
+            ing = Ingestor(store, [model], batch_size=3, workers=workers)
+            try:
+                ing.add_paths([folder])
+            finally:
+                summary = ing.finish()
+        assert (summary.clips_added, summary.embeddings_added, summary.errors) == (9, 9, [])
+        dumps.append(dump(db))
+    for table in ("clips", "files", "vectors", "batches"):
+        assert dumps[0][table] == dumps[1][table], table
+    assert len(dumps[0]["batches"]) == 3  # chunks of three files, one forward batch each way
