@@ -3,8 +3,11 @@
 #   1. install the carried wheels (.gpu-wheels/, made here by benchmarks/gpu_wheels.sh)
 #   2. the GPU-marked tests (tests/models/test_gpu.py: CUDA vs CPU vectors, fp16/bf16
 #      autocast, device/dtype provenance through ingest)
-#   3. benchmarks/bench_models.py on CUDA in float32 and bfloat16
-# Results go to $OUT (env.txt, gpu_tests.log, bench_*.json, bench.log). About 4 minutes.
+#   3. benchmarks/bench_models.py on CUDA in float32 and bfloat16 (the sequential engine)
+#   4. benchmarks/bench_pipeline.py on CUDA in bfloat16: the pipelined ingest with cores - 1 worker
+#      processes against the bare forward (the GPU ratio), host windows/s per worker for 1 and 2
+#      workers, the sequential engine beside it, peak host RSS (main process and largest worker)
+# Results go to $OUT (env.txt, gpu_tests.log, bench_*.json, bench.log, bench_pipeline.log). About 6 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/timbredb-gpu-out}
@@ -42,4 +45,19 @@ for dtype in float32 bfloat16; do
   timeout 150 python3 benchmarks/bench_models.py --device cuda --dtype "$dtype" --clips 32 --seconds 30 \
     --batch-size 16 --rounds 3 --cache /tmp/bench-hub --json "$OUT/bench_cuda_$dtype.json" 2>&1 | tail -n 45
 done 2>&1 | tee "$OUT/bench.log"
+
+# the pipelined ingest (issue 17): the issue's configuration (32 clips of 30 s, batch 16), every core
+workers=$(( $(nproc) - 1 ))
+timeout 240 python3 benchmarks/bench_pipeline.py --device cuda --dtype bfloat16 --clips 32 --seconds 30 \
+  --batch-size 16 --host-clips 48 --host-seconds 30 --rounds 3 --workers "$workers" --cache /tmp/bench-hub \
+  --predict-cores "$(nproc)" --json "$OUT/bench_pipeline_cuda_bfloat16.json" 2>&1 | tail -n 80 \
+  | tee "$OUT/bench_pipeline.log"
+python3 - "$OUT/bench_pipeline_cuda_bfloat16.json" <<'PY' 2>&1 | tee -a "$OUT/bench_pipeline.log"
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"GPU ratio (pipelined ingest / bare forward, bfloat16, {r['ingest_workers']} workers): {r['ratio']} "
+      f"(median {r['ratio_median']}; sequential engine {r.get('ratio_serial')}; target >= 0.6)")
+print(f"host windows/s/worker {r['host_windows_per_s_per_worker']}, predicted ratio here {r['predicted_ratio_here']}, "
+      f"peak RSS MiB {r['peak_rss_mb']}")
+PY
 echo "all done: $(( $(date +%s) - start )) s" | tee -a "$OUT/env.txt"

@@ -21,7 +21,7 @@ PLAT=(--python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
   laion_clap==1.1.7 msclap==1.3.4 torchlibrosa==0.1.0 x-clip==0.14.4 beartype==0.23.1 \
   ftfy==6.3.1 wcwidth==0.9.4 braceexpand==0.1.7 webdataset==1.0.2 \
   librosa==0.10.2.post1 audioread==3.1.0 pooch==1.9.0 decorator==5.3.1 \
-  soundfile==0.13.1 soxr==1.1.0 duckdb==2.0.1 platformdirs==4.14.8
+  soundfile==0.13.1 soxr==1.1.0 duckdb==2.0.1 platformdirs==4.14.8 threadpoolctl==3.8.0
 # sdist-only packages: pure Python, built into wheels here
 "$PY" -m pip wheel -q --no-deps -w "$W" muq==0.1.0 wget==3.2 easydict==1.14
 ls "$W" | wc -l

@@ -1,6 +1,9 @@
 """The fault campaign: kills at seeded random moments (store creation and migrations included), two
 writers, a full disk, foreign and damaged files. After every fault: one clear line, a documented exit
-status, and nothing already stored lost (exact counts, no duplicate keys, `check` exit 0)."""
+status, and nothing already stored lost (exact counts, no duplicate keys, `check` exit 0).
+
+Every ingest here runs the pipelined engine with two worker processes (``--workers 2``); one more test
+kills it while its workers are seen running and checks that none of them outlives it."""
 
 from __future__ import annotations
 
@@ -40,19 +43,19 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _args(db: Path, data_dir: Path, folder: Path) -> list[str]:
     return [sys.executable, "-m", "timbredb", "--db", str(db), "--data-dir", str(data_dir), "ingest", str(folder),
-            "--models", MODELS, "--batch-size", "2", "--format", "json"]
+            "--models", MODELS, "--batch-size", "2", "--workers", "2", "--format", "json"]
 
 
 def _env() -> dict[str, str]:
     return dict(os.environ, HF_HUB_OFFLINE="1", TIMBREDB_THREADS="1")
 
 
-def _assert_whole(db: Path, data_dir: Path) -> None:
+def _assert_whole(db: Path, data_dir: Path, n_files: int = N_FILES) -> None:
     """Exact counts, no duplicate keys, every clip with both vectors, `check` clean."""
-    assert db_rows(db, "SELECT count(*), count(DISTINCT clip_sha256) FROM clips") == [(N_FILES, N_FILES)]
+    assert db_rows(db, "SELECT count(*), count(DISTINCT clip_sha256) FROM clips") == [(n_files, n_files)]
     assert db_rows(db, "SELECT count(*), count(DISTINCT (space_id, clip_sha256)) FROM audio_embeddings") == [
-        (2 * N_FILES, 2 * N_FILES)]
-    assert db_rows(db, "SELECT count(*), count(DISTINCT path) FROM clip_files") == [(N_FILES, N_FILES)]
+        (2 * n_files, 2 * n_files)]
+    assert db_rows(db, "SELECT count(*), count(DISTINCT path) FROM clip_files") == [(n_files, n_files)]
     assert db_rows(db, "SELECT count(*) FROM (SELECT space_id, prompt FROM text_embeddings GROUP BY ALL HAVING count(*) > 1)") == [(0,)]
     assert db_rows(db, "SELECT count(*) FROM (SELECT version FROM schema_migrations GROUP BY ALL HAVING count(*) > 1)") == [(0,)]
     check = CLI(db, data_dir)("check", "--format", "json")
@@ -80,6 +83,70 @@ def test_ten_kills_at_seeded_random_moments_then_resume(tmp_path: Path, data_dir
         _assert_whole(db, data_dir)
         survived += 1
     assert survived == 10
+
+
+def _descendants(pid: int) -> dict[int, int]:
+    """pid -> depth below ``pid`` of every live (not zombie) descendant, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z":
+            parents[int(entry)] = int(fields[1])
+    out: dict[int, int] = {}
+    frontier = {pid: 0}
+    while frontier:
+        nxt = {}
+        for p, depth in frontier.items():
+            for child, parent in parents.items():
+                if parent == p and child not in out:
+                    out[child] = depth + 1
+                    nxt[child] = depth + 1
+        frontier = nxt
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_kill_9_while_the_pipeline_runs_then_resume(tmp_path: Path, data_dir: Path) -> None:
+    """SIGKILL at seeded moments while worker processes are running: no worker outlives the run, and
+    the resumed run leaves exactly the expected rows, no duplicates."""
+    n = 40
+    src = tmp_path / "many"
+    for i in range(n):
+        write(src / f"p{i:02d}.wav", lowpassed(noise(0.4, seed=300 + i), 200 + 90 * i))
+    rng = np.random.default_rng(20260117)
+    for k in range(3):
+        db = tmp_path / f"pipe{k}.duckdb"
+        proc = subprocess.Popen(_args(db, data_dir, src), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        workers: dict[int, int] = {}
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            # the forkserver is a child; the workers are its children
+            workers = {p: d for p, d in _descendants(proc.pid).items() if d >= 2}
+            if workers:
+                break
+            time.sleep(0.02)
+        assert workers, "the pipeline's workers never appeared"
+        time.sleep(float(rng.uniform(0.0, 1.5)))
+        family = _descendants(proc.pid)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        assert proc.returncode == -9, "the run finished before the kill"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and
+                                                  Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"
+                                                  for p in family):
+            time.sleep(0.05)
+        alive = [p for p in family if Path(f"/proc/{p}").exists() and Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"]
+        assert not alive, f"processes outlived the killed ingest: {alive}"
+        resumed = subprocess.run(_args(db, data_dir, src), capture_output=True, text=True, env=_env(), timeout=300)
+        assert resumed.returncode == 0, (k, resumed.stderr)
+        _assert_whole(db, data_dir, n)
 
 
 _KILL_IN_CREATION = """

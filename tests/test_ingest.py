@@ -199,7 +199,9 @@ def test_kill_mid_ingest_then_rerun_leaves_no_duplicates(tmp_path: Path, data_di
     for i in range(12):
         write(src / f"n{i:02d}.wav", lowpassed(noise(0.3, seed=i), 300 + 200 * i))
     db = tmp_path / "k.duckdb"
-    args = ["--db", str(db), "--data-dir", str(data_dir), "ingest", str(src), "--models", "mfcc,socialfx-eq", "--batch-size", "2"]
+    # the sequential engine (the crasher patches the model in this process; test_faults kills the pipeline)
+    args = ["--db", str(db), "--data-dir", str(data_dir), "ingest", str(src), "--models", "mfcc,socialfx-eq", "--batch-size", "2",
+            "--workers", "0"]
     proc = subprocess.run([sys.executable, "-c", _CRASHER, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -9, proc.stderr  # killed by SIGKILL mid-run
     partial = db_rows(db, "SELECT count(*) FROM audio_embeddings")[0][0]
@@ -230,7 +232,8 @@ def test_exception_mid_ingest_keeps_committed_batches(cli: CLI, tmp_path: Path, 
         return real(self, windows)
 
     monkeypatch.setattr(MFCCModel, "_embed_windows", flaky)
-    result = cli("ingest", str(src), "--models", "mfcc", "--batch-size", "2", ok=False)
+    # the sequential engine: the patch is in this process (tests/test_pipeline.py interrupts the pipeline)
+    result = cli("ingest", str(src), "--models", "mfcc", "--batch-size", "2", "--workers", "0", ok=False)
     assert result.exit_code == 130 and "interrupted" in result.stderr
     assert db_rows(db, "SELECT count(*) FROM audio_embeddings") == [(2,)]
     monkeypatch.setattr(MFCCModel, "_embed_windows", real)

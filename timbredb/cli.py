@@ -247,13 +247,19 @@ def _split_models(value: str | None) -> list[str] | None:
 @click.option("--name", "rating_name", default=None,
               help="ingest ratings: the dataset name (default: the folder's name or the file's stem).")
 # ---- end issue 11
+# ---- issue 17: the pipelined ingest
+@click.option("--workers", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Worker processes that decode, hash, resample and window files (and compute the baselines) "
+                   "while the model runs; 0 = none, all in this process [default: cores - 1; every core when "
+                   "only baselines run].")
+# ---- end issue 17
 @click.pass_obj
 def ingest(obj: Ctx, targets: tuple[str, ...], model_names: tuple[str, ...], batch_size: int, device: str, dtype: str,
            weights: Path | None, allow_unpinned: bool, prompts: tuple[str, ...], words: str | None, strengths: str | None,
            sources: tuple[Path, ...], length_s: float | None, timbremetrics_dir: Path | None,
            min_contributions: int | None, strict: bool, engine: str, ray_address: str | None,
            ray_actors: int | None, fmt: str, prompt_set: str | None,
-           rating_audio: Path | None, rating_name: str | None) -> None:
+           rating_audio: Path | None, rating_name: str | None, workers: int | None) -> None:
     """Store audio and datasets and compute every missing embedding.
 
     TARGETS are dataset names (ccmusic, audealize, timbremetrics, and the extra
@@ -271,6 +277,7 @@ def ingest(obj: Ctx, targets: tuple[str, ...], model_names: tuple[str, ...], bat
         strengths=strengths, sources=list(sources), length_s=length_s, prompt_set=prompt_set,
         rating_audio=rating_audio, rating_name=rating_name, timbremetrics_dir=timbremetrics_dir,
         min_contributions=min_contributions, engine=engine, ray_address=ray_address, ray_actors=ray_actors,
+        workers=workers,
     )
     summary = run_ingest(obj.db, obj.data_dir, list(targets), options, progress=_progress, warn=_warn)
     if fmt == "json":

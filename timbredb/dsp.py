@@ -69,13 +69,9 @@ import numpy as np
 import scipy.signal as ss
 from numpy.typing import NDArray
 
-#: Centre frequencies (Hz) of Audealize's 40 peaking EQ bands (Q = 4.31).
-EQ_CENTRES_HZ: tuple[float, ...] = (
-    20, 50, 83, 120, 161, 208, 259, 318, 383, 455, 537, 628, 729, 843, 971, 1114, 1273, 1452,
-    1652, 1875, 2126, 2406, 2719, 3070, 3462, 3901, 4392, 4941, 5556, 6244, 7014, 7875, 8839,
-    9917, 11124, 12474, 13984, 15675, 17566, 19682,
-)
-EQ_Q = 4.31
+# the band layout lives in a module without scipy (the socialfx-eq model and the ingest path import it)
+from timbredb.eq_bands import EQ_CENTRES_HZ as EQ_CENTRES_HZ
+from timbredb.eq_bands import EQ_Q as EQ_Q
 
 #: Changes whenever a change here changes rendered samples (it keys stored variants).
 RENDERER_VERSION = "timbredb-dsp/1"

@@ -26,19 +26,21 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import duckdb
 import numpy as np
-import polars as pl
 import pyarrow as pa
 from numpy.typing import NDArray
 
 from timbredb import __version__, schema
-from timbredb.audio import Audio, StreamedAudio
+from timbredb.audio import ClipRecord
 from timbredb.errors import StoreError, first_line
 from timbredb.queries import bind, statement
 from timbredb.spaces import SpaceRecord, match
+
+if TYPE_CHECKING:  # polars loads with the first frame: `ingest` never needs it (issue 17)
+    import polars as pl
 
 #: the name a registered Arrow batch has inside statements
 BATCH = "_timbredb_batch"
@@ -279,6 +281,8 @@ class Store:
 
     def frame(self, sql: str, params: dict[str, Any] | Sequence[Any] | None = None) -> pl.DataFrame:
         """Run one read statement's SQL and return a polars DataFrame (``queries.run`` uses this)."""
+        import polars as pl
+
         rel = self.con.sql(sql, params=params) if params else self.con.sql(sql)
         if rel is None:
             return pl.DataFrame()
@@ -355,7 +359,7 @@ class Store:
         with self._registered(tbl):
             return dict(self._run("files_lookup"))
 
-    def add_clips(self, clips: Sequence[Audio | StreamedAudio], run_id: int | None = None) -> int:
+    def add_clips(self, clips: Sequence[ClipRecord], run_id: int | None = None) -> int:
         """Insert clips whose content is not stored yet. Returns how many were added."""
         if not clips:
             return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from timbredb.dsp import EQ_CENTRES_HZ
+from timbredb.eq_bands import EQ_CENTRES_HZ
 from timbredb.errors import DatasetError, DatasetUnavailable
 
 

@@ -4,7 +4,12 @@ Work is keyed by content: a file whose (path, size, mtime) is recorded is not
 decoded again unless a selected space lacks its vector; a clip whose hash is
 stored is not stored again; a vector present for (space, clip) is not computed
 again. Clips and vectors are written in per-batch transactions, so a kill at
-any point loses at most the batch in flight and a re-run adds no duplicates.
+any point loses at most the batches in flight and a re-run adds no duplicates.
+
+Files are planned in bulk (stat, then what the store holds, 4096 files per question),
+then ingested chunk by chunk (``batch_size`` files of the input): in this process
+(``workers=0``, the sequential engine), or pipelined through worker processes
+(timbredb.ingest.pipeline), which gives the same vectors bit for bit.
 """
 
 from __future__ import annotations
@@ -61,6 +66,24 @@ class FileClip:
     clip_sha256: str
 
 
+@dataclass(frozen=True)
+class TodoFile:
+    """A file to decode: where, its stat, and the models (indexes into ``Ingestor.all_models``) it lacks."""
+
+    path: Path
+    st: os.stat_result
+    needs: tuple[int, ...]
+
+
+@dataclass
+class PlannedChunk:
+    """``batch_size`` files of the input: those already complete, and those to decode."""
+
+    size: int
+    known: list[FileClip] = field(default_factory=list)
+    todo: list[TodoFile] = field(default_factory=list)
+
+
 class FileEngine(Protocol):
     """Something that does ``Ingestor.add_files`` elsewhere (``--engine ray``: timbredb.ingest.ray_engine)."""
 
@@ -79,6 +102,10 @@ class Ingestor:
         command: recorded in the runs table.
         scoped: the models were selected by default: each embeds only its spec's scope (``for_dataset``).
         file_engine: runs ``add_files`` instead of this process (None: in-process, the default engine).
+        workers: worker processes of the pipelined ingest (timbredb.ingest.pipeline); 0 = the sequential
+            engine (everything in this process, the default here); None = ``pipeline.default_workers``
+            (cores - 1, or every core when only the baselines run) for calls of at least two chunks.
+        data_dir: the data root workers rebuild the baselines from (socialfx-eq reads its curves there).
     """
 
     def __init__(
@@ -92,9 +119,13 @@ class Ingestor:
         command: str = "ingest",
         scoped: bool = False,
         file_engine: FileEngine | None = None,
+        workers: int | None = 0,
+        data_dir: Path | None = None,
     ) -> None:
         if batch_size < 1:
             raise TimbreDBError(f"--batch-size must be at least 1, got {batch_size}")
+        if workers is not None and workers < 0:
+            raise TimbreDBError(f"--workers must be 0 or more, got {workers}")
         self.store = store
         self.models = list(models)
         self.batch_size = batch_size
@@ -107,6 +138,9 @@ class Ingestor:
         self.run_id = store.start_run(command)
         self._all_models = list(self.models)
         self.scoped = scoped
+        self.workers = workers
+        self.data_dir = data_dir
+        self._pool: Any = None
         for model in self.models:
             store.ensure_space(model.space_record())
 
@@ -143,6 +177,10 @@ class Ingestor:
     def error(self, path: str, message: str, stage: str, model_id: str | None = None) -> None:
         """Record a per-input problem; the run goes on."""
         self.store.record_error(self.run_id, path, stage, message, model_id)
+        self.note_error(path, message, model_id)
+
+    def note_error(self, path: str, message: str, model_id: str | None = None) -> None:
+        """A per-input problem in the summary and on stderr (``error`` also records it in the store)."""
         entry = {"path": path, "error": message}
         if model_id:
             entry["model"] = model_id
@@ -150,8 +188,15 @@ class Ingestor:
         self.warn(f"error: {message}" if message.startswith(path) else f"error: {path}: {message}")
 
     def finish(self) -> IngestSummary:
+        self.close()
         self.store.finish_run(self.run_id, self.summary.to_dict())
         return self.summary
+
+    def close(self) -> None:
+        """Stop the pipeline's worker processes, if any were started (``finish`` does this)."""
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            pool.close()
 
     # ------------------------------------------------------------ files
     def add_paths(self, targets: Iterable[str | os.PathLike[str]]) -> list[FileClip]:
@@ -172,50 +217,92 @@ class Ingestor:
         """Decode (when needed), store and embed files, batch by batch."""
         if self.file_engine is not None:
             return self.file_engine.add_files(self, files, desc)
+        chunks = self._plan(files)
         out: list[FileClip] = []
         bar = self.progress(desc, len(files))
         try:
-            for start in range(0, len(files), self.batch_size):
-                chunk = files[start : start + self.batch_size]
+            pool = self._worker_pool(chunks)
+            if pool is not None:
+                from timbredb.ingest.pipeline import run_pipelined
+
+                return run_pipelined(self, chunks, bar, pool)
+            for chunk in chunks:
                 out.extend(self._add_file_chunk(chunk))
-                bar.update(len(chunk))
+                bar.update(chunk.size)
         finally:
             bar.close()
         return out
 
-    def _add_file_chunk(self, chunk: Sequence[Path]) -> list[FileClip]:
-        known: list[FileClip] = []
-        stats: list[tuple[Path, os.stat_result]] = []
-        for f in chunk:
+    def _worker_pool(self, chunks: Sequence[PlannedChunk]) -> Any:
+        """The pipeline's worker processes (started once per Ingestor), or None for the sequential engine."""
+        from timbredb.ingest import pipeline
+
+        busy = sum(1 for c in chunks if c.todo)
+        if self.workers == 0 or busy == 0:
+            return None
+        n = self.workers if self.workers is not None else pipeline.default_workers(self.all_models)
+        if n == 0 or (self.workers is None and busy < pipeline.MIN_AUTO_CHUNKS):
+            return None
+        if self._pool is None:
+            self._pool = pipeline.WorkerPool(self.all_models, n, self.batch_size,
+                                             str(self.data_dir) if self.data_dir else None)
+        return self._pool
+
+    #: files per question when planning (a semi-join of the store's keys against a registered batch)
+    PLAN_BATCH = 4096
+
+    def _plan(self, files: Sequence[Path]) -> list[PlannedChunk]:
+        """Stat every file and ask the store, in bulk, which are complete and which models the rest lack.
+
+        The chunks are the input's ``batch_size`` files in order (those already complete
+        included), so the same files share a forward pass whatever was stored before.
+        """
+        stats: list[tuple[int, Path, os.stat_result]] = []
+        for k, f in enumerate(files):
             path = f.resolve()
             try:
-                stats.append((path, path.stat()))
+                stats.append((k, path, path.stat()))
             except OSError as exc:
                 self.error(str(f), f"{f}: cannot stat ({exc.strerror})", "decode")
-        recorded = self.store.lookup_files([(str(p), st.st_size, st.st_mtime_ns) for p, st in stats])
-        lacking = self.missing_for(list(recorded.values())) if recorded else set()
-        to_decode: list[tuple[Path, os.stat_result]] = []
-        for path, st in stats:
-            sha = recorded.get(str(path))
-            if sha is not None and sha not in lacking:
-                self.summary.clips_skipped += 1
-                known.append(FileClip(path, sha))
-            else:
-                to_decode.append((path, st))
+        vector = [(self._all_models.index(m), m) for m in self.models if not m.pairwise]
+        every = tuple(i for i, _ in vector)
+        chunks = [PlannedChunk(len(files[s : s + self.batch_size])) for s in range(0, len(files), self.batch_size)]
+        for start in range(0, len(stats), self.PLAN_BATCH):
+            part = stats[start : start + self.PLAN_BATCH]
+            recorded = self.store.lookup_files([(str(p), st.st_size, st.st_mtime_ns) for _, p, st in part])
+            hashes = list(dict.fromkeys(recorded.values()))
+            lacking = {i: set(self.store.missing_audio(m.space_id, hashes)) for i, m in vector} if hashes else {}
+            for k, path, st in part:
+                chunk = chunks[k // self.batch_size]
+                sha = recorded.get(str(path))
+                if sha is None:
+                    chunk.todo.append(TodoFile(path, st, every))
+                    continue
+                needs = tuple(i for i in every if sha in lacking[i])
+                if needs:
+                    chunk.todo.append(TodoFile(path, st, needs))
+                else:
+                    self.summary.clips_skipped += 1
+                    chunk.known.append(FileClip(path, sha))
+        return chunks
+
+    def _add_file_chunk(self, chunk: PlannedChunk) -> list[FileClip]:
+        """The sequential engine: decode a chunk on the thread pool, store it, embed it here."""
         fresh: list[tuple[Audio | StreamedAudio, Path, os.stat_result]] = []
-        if to_decode:
+        if chunk.todo:
             self.pause()
         decode_one = _decode_with_channels if self.keep_channels else _try_decode
-        for (path, st), decoded in zip(to_decode, ordered_map(decode_one, [p for p, _ in to_decode])):
+        for t, decoded in zip(chunk.todo, ordered_map(decode_one, [t.path for t in chunk.todo])):
             if isinstance(decoded, AudioError):
-                self.error(str(path), str(decoded), "decode")
+                self.error(str(t.path), str(decoded), "decode")
             else:
-                fresh.append((decoded, path, st))
-        with self.store.transaction():
-            self._add_clips([a for a, _, _ in fresh])
-            self.store.add_clip_files([(str(p), a.sha256, st.st_size, st.st_mtime_ns) for a, p, st in fresh])
+                fresh.append((decoded, t.path, t.st))
+        if fresh:
+            with self.store.transaction():
+                self._add_clips([a for a, _, _ in fresh])
+                self.store.add_clip_files([(str(p), a.sha256, st.st_size, st.st_mtime_ns) for a, p, st in fresh])
         self.embed_audio([a for a, _, _ in fresh])
-        return known + [FileClip(p, a.sha256) for a, p, _ in fresh]
+        return chunk.known + [FileClip(p, a.sha256) for a, p, _ in fresh]
 
     def _add_clips(self, clips: Sequence[Audio | StreamedAudio]) -> None:
         """Store clips (inside the caller's transaction), counting them as added or already stored."""

@@ -31,6 +31,9 @@ class IngestOptions:
         engine: "local" (in-process) or "ray" (audio files embedded on Ray; timbredb.ingest.ray_engine).
         ray_address: a running Ray cluster to join (None: start a local one).
         ray_actors: embedding actors on Ray (None: one per GPU, else one).
+        workers: worker processes that read, decode, hash, resample and window files (and compute the
+            baselines' vectors) while the model runs: 0 = none (the sequential engine); None = cores - 1
+            (every core when only the baselines run), for runs of at least two batches of files.
     """
 
     models: list[str] | None = None
@@ -52,3 +55,4 @@ class IngestOptions:
     engine: str = "local"
     ray_address: str | None = None
     ray_actors: int | None = None
+    workers: int | None = None

@@ -149,27 +149,35 @@ def run_ingest(
     with Store(db) as store, _closing(engine):
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
                             command="ingest " + " ".join(targets) + _engine_suffix(options),
-                            scoped=not options.models, file_engine=engine)
-        paths = []
-        for target in targets:
-            if _is_dataset(target):
-                with ingestor.for_dataset(target):
-                    ingest_dataset(ingestor, target, data_dir, options, requested=requested,
-                                   download_problem=download_problems.get(target))
-            elif Path(target).exists():
-                paths.append(target)
-            else:
-                ingestor.error(
-                    target,
-                    f"{target}: no such file or folder, and not a dataset name ({', '.join(datasets())})",
-                    "decode",
-                )
-        if paths:
-            with ingestor.for_dataset("files"):
-                ingestor.add_paths(paths)
-                ingestor.add_descriptors(BUILTIN[DEFAULT_VOCABULARY], options.prompts or [BARE],
-                                         vocabulary=DEFAULT_VOCABULARY)
-        return ingestor.finish()
+                            scoped=not options.models, file_engine=engine, workers=options.workers,
+                            data_dir=data_dir)
+        with _closing(ingestor):
+            return _ingest_targets(ingestor, targets, data_dir, options, requested, download_problems)
+
+
+def _ingest_targets(ingestor: Ingestor, targets: list[str], data_dir: Path, options: IngestOptions,
+                    requested: bool, download_problems: dict[str, str]) -> IngestSummary:
+    """The datasets and paths of one `timbredb ingest`, then the run's summary."""
+    paths = []
+    for target in targets:
+        if _is_dataset(target):
+            with ingestor.for_dataset(target):
+                ingest_dataset(ingestor, target, data_dir, options, requested=requested,
+                               download_problem=download_problems.get(target))
+        elif Path(target).exists():
+            paths.append(target)
+        else:
+            ingestor.error(
+                target,
+                f"{target}: no such file or folder, and not a dataset name ({', '.join(datasets())})",
+                "decode",
+            )
+    if paths:
+        with ingestor.for_dataset("files"):
+            ingestor.add_paths(paths)
+            ingestor.add_descriptors(BUILTIN[DEFAULT_VOCABULARY], options.prompts or [BARE],
+                                     vocabulary=DEFAULT_VOCABULARY)
+    return ingestor.finish()
 
 
 # ---------------------------------------------------------------- `ingest ratings` (issue 11)
@@ -201,9 +209,10 @@ def _run_ratings(
     models = load_models(options, data_dir, warn, db=db)
     with Store(db) as store:
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
-                            command=f"ingest ratings {path}")
-        ingestor.summary.datasets[data.name] = rated.ingest(ingestor, data, files, options)
-        return ingestor.finish()
+                            command=f"ingest ratings {path}", workers=options.workers, data_dir=data_dir)
+        with _closing(ingestor):
+            ingestor.summary.datasets[data.name] = rated.ingest(ingestor, data, files, options)
+            return ingestor.finish()
 
 
 # ---------------------------------------------------------------- engines (--engine)

@@ -264,6 +264,55 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def check_length(audio: Audio | StreamedAudio, model_id: str, sample_rate: int, min_samples: int) -> None:
+    """Raise AudioError if the clip has fewer than ``min_samples`` samples at ``sample_rate`` (the model's)."""
+    n_at_model_rate = int(audio.n_frames * sample_rate // audio.sample_rate)
+    if n_at_model_rate < min_samples:
+        raise AudioError(
+            audio.source,
+            f"too short for {model_id}: {audio.duration_s:.4f} s, needs at least {min_samples / sample_rate:.4f} s",
+        )
+
+
+@dataclass(frozen=True)
+class HostPrep:
+    """``EmbeddingModel.prepare`` without the model: check the length, resample, cut windows.
+
+    Picklable and torch-free, so an ingest worker process runs it; the model's own
+    ``prepare`` runs exactly these steps (same functions, same order), so the windows
+    are the same bits.
+
+    Attributes:
+        model_id: named in the too-short message.
+        sample_rate: the model's rate in Hz.
+        min_samples: the shortest input at the model rate.
+        librosa_resampling: resample as librosa.load (the paper policies) instead of soxr VHQ.
+        policy: the window policy.
+    """
+
+    model_id: str
+    sample_rate: int
+    min_samples: int
+    librosa_resampling: bool
+    policy: WindowPolicy
+
+    @property
+    def rate_key(self) -> tuple[int, bool]:
+        """Models with the same key share one resampled signal per clip."""
+        return (self.sample_rate, self.librosa_resampling)
+
+    def check(self, audio: Audio | StreamedAudio) -> None:
+        check_length(audio, self.model_id, self.sample_rate, self.min_samples)
+
+    def resample(self, samples: NDArray[np.float32], from_rate: int) -> NDArray[np.float32]:
+        if self.librosa_resampling:
+            return resample_like_librosa(samples, from_rate, self.sample_rate)
+        return resample(samples, from_rate, self.sample_rate)
+
+    def windows(self, resampled: NDArray[np.float32]) -> list[NDArray[np.float32]]:
+        return self.policy.windows(resampled, self.sample_rate)
+
+
 class EmbeddingModel(ABC):
     """Base class: resampling, windowing, batching and checks around three hooks.
 
@@ -448,19 +497,33 @@ class EmbeddingModel(ABC):
 
     def check_audio(self, audio: Audio | StreamedAudio) -> None:
         """Raise AudioError if the clip is too short for this model (no resampling needed)."""
-        n_at_model_rate = int(audio.n_frames * self.sample_rate // audio.sample_rate)
-        if n_at_model_rate < self.min_samples:
-            raise AudioError(
-                audio.source,
-                f"too short for {self.spec.id}: {audio.duration_s:.4f} s, needs at least "
-                f"{self.min_samples / self.sample_rate:.4f} s",
-            )
+        check_length(audio, self.spec.id, self.sample_rate, self.min_samples)
 
     def prepare(self, audio: Audio) -> list[NDArray[np.float32]]:
         """Resample to the model rate and cut into windows; raises AudioError if too short."""
         self.check_audio(audio)
         x = self.resample(audio.samples, audio.sample_rate)
         return self.policy.windows(x, self.sample_rate)
+
+    # ------------------------------------------------------------ the pipelined ingest (timbredb.ingest.pipeline)
+    #: the model is cheap, NumPy-only and rebuilt from its name (``load(label, data_dir=...)``), so ingest
+    #: worker processes compute its vectors themselves (the baselines); otherwise workers prepare windows
+    worker_embeds: bool = False
+
+    def host_prep(self) -> HostPrep | None:
+        """What ``prepare`` does, as a picklable recipe a worker process runs without this object (or torch).
+
+        None when a subclass changes ``check_audio``, ``resample`` or ``prepare`` (then the
+        pipeline prepares its clips with the model itself, in the process that holds it).
+        """
+        cls = type(self)
+        if (cls.prepare is not EmbeddingModel.prepare or cls.resample is not EmbeddingModel.resample
+                or cls.check_audio is not EmbeddingModel.check_audio):
+            return None
+        return self._host_prep()
+
+    def _host_prep(self) -> HostPrep:
+        return HostPrep(self.spec.id, self.sample_rate, self.min_samples, self.librosa_resampling, self.policy)
 
     def embed_audio(
         self, clips: Sequence[Audio], batch_size: int = 16, progress: ProgressFn | None = None

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from timbredb.audio import StreamedAudio
 from timbredb.models._frames import frames_of
 from timbredb.models.base import EmbeddingModel
+from timbredb.parallel import one_blas_thread
 
 N_FFT = 2048
 HOP = 512
@@ -86,10 +87,11 @@ def power_spectrogram(x: NDArray[np.float32], n_fft: int = N_FFT, hop: int = HOP
 
 def mfcc_frames(x: NDArray[np.float32], sample_rate: int = 44100) -> NDArray[np.float64]:
     """(n_mfcc, frames) MFCC matrix equal to torchaudio's MFCC transform."""
-    mel = mel_filterbank(sample_rate).T @ power_spectrogram(x)
-    db = 10.0 * np.log10(np.maximum(mel, AMIN))
-    db = np.maximum(db, db.max() - TOP_DB)
-    return (db.T @ dct_ortho()).T
+    with one_blas_thread():  # the same bits on any number of cores (timbredb.parallel)
+        mel = mel_filterbank(sample_rate).T @ power_spectrogram(x)
+        db = 10.0 * np.log10(np.maximum(mel, AMIN))
+        db = np.maximum(db, db.max() - TOP_DB)
+        return (db.T @ dct_ortho()).T
 
 
 def mfcc_mean_stream(blocks: Iterable[NDArray[np.float32]], sample_rate: int = 44100) -> NDArray[np.float64]:
@@ -99,6 +101,11 @@ def mfcc_mean_stream(blocks: Iterable[NDArray[np.float32]], sample_rate: int = 4
     float64) because the 80 dB floor is relative to the whole clip's maximum; the DCT
     is linear, so it is applied once to the mean of the floored frames.
     """
+    with one_blas_thread():
+        return _mfcc_mean_stream(blocks, sample_rate)
+
+
+def _mfcc_mean_stream(blocks: Iterable[NDArray[np.float32]], sample_rate: int) -> NDArray[np.float64]:
     fb_t = mel_filterbank(sample_rate).T
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(N_FFT) / N_FFT)
     db_blocks = []
@@ -127,7 +134,8 @@ def mfcc_frames_multichannel(x: NDArray[np.floating], sample_rate: int = 44100) 
     """
     a = np.atleast_2d(np.asarray(x, dtype=np.float32))
     fb = mel_filterbank(sample_rate).T
-    mel = np.stack([fb @ power_spectrogram(c) for c in a])
+    with one_blas_thread():
+        mel = np.stack([fb @ power_spectrogram(c) for c in a])
     db = 10.0 * np.log10(np.maximum(mel, AMIN))
     db = np.maximum(db, db.max() - TOP_DB)
     return np.einsum("cmt,mk->ckt", db, dct_ortho())
@@ -135,6 +143,9 @@ def mfcc_frames_multichannel(x: NDArray[np.floating], sample_rate: int = 44100) 
 
 class MFCCModel(EmbeddingModel):
     """Time-averaged MFCC; one 40-d vector per clip, the whole clip in one window."""
+
+    # NumPy only and cheap to build: ingest workers compute its vectors (timbredb.ingest.pipeline)
+    worker_embeds = True
 
     # reflect padding needs more samples than half the FFT size
     min_samples = N_FFT // 2 + 1

@@ -50,7 +50,7 @@ from timbredb.models._torch import (
     checkpoint_availability,
     torch_load,
 )
-from timbredb.models.base import Availability, ModelSpec, WindowPolicy
+from timbredb.models.base import Availability, HostPrep, ModelSpec, WindowPolicy
 
 REPO = "microsoft/msclap"
 #: version -> (window seconds, text model, max text tokens) as in the package's config files
@@ -158,6 +158,10 @@ class MSClapModel(TorchEmbeddingModel):
             channels = resampled.numpy()
         joined = np.ascontiguousarray(channels.reshape(-1), dtype=np.float32)
         return self.policy.windows(joined, self.sample_rate)
+
+    def host_prep(self) -> HostPrep | None:
+        # the default policy is the base class's prepare; ``paper`` resamples with torchaudio, in this process
+        return None if self.file_api else self._host_prep()
 
     def check_policy(self, policy: WindowPolicy) -> None:
         if policy.kind not in ("consecutive", "first") or policy.window_s != self.window_s:

@@ -88,6 +88,9 @@ def mss_vector(x: NDArray[np.floating]) -> NDArray[np.float64]:
 class MSSModel(EmbeddingModel):
     """Time-averaged multi-scale spectrogram; one 8076-d vector per clip, the whole clip in one window."""
 
+    # NumPy only and cheap to build: ingest workers compute its vectors (timbredb.ingest.pipeline)
+    worker_embeds = True
+
     # reflect padding of the largest STFT (4096) needs more than 2048 samples
     min_samples = FFT_SIZES[0] // 2 + 1
 

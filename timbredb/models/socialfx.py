@@ -31,10 +31,11 @@ from numpy.typing import NDArray
 from timbredb.audio import StreamedAudio
 from timbredb.config import resolve_data_dir
 from timbredb.datasets.audealize import eqpoints_path, load_eq_curves, normalise_curve
-from timbredb.dsp import EQ_CENTRES_HZ
+from timbredb.eq_bands import EQ_CENTRES_HZ
 from timbredb.errors import VocabularyError
 from timbredb.models._frames import frames_of
 from timbredb.models.base import Availability, EmbeddingModel, ModelSpec, sha256_file
+from timbredb.parallel import one_blas_thread
 
 N_FFT = 16384
 HOP = 8192
@@ -77,6 +78,9 @@ def average_power_spectrum(x: NDArray[np.float32], n_fft: int = N_FFT, hop: int 
 
 class SocialFXEQModel(EmbeddingModel):
     """Spectral profile vs crowd-sourced EQ curves (see module doc)."""
+
+    # NumPy only and cheap to build: ingest workers compute its vectors (timbredb.ingest.pipeline)
+    worker_embeds = True
 
     min_samples = 1024
 
@@ -138,9 +142,10 @@ class SocialFXEQModel(EmbeddingModel):
 
     def _embed_windows(self, windows: list[NDArray[np.float32]]) -> NDArray[np.float32]:
         out = []
-        for w in windows:
-            p = self.profile_db(w)
-            out.append(p - p.mean())
+        with one_blas_thread():  # the same bits on any number of cores (timbredb.parallel)
+            for w in windows:
+                p = self.profile_db(w)
+                out.append(p - p.mean())
         return np.asarray(out, dtype=np.float32)
 
     def _embed_whole_stream(self, blocks: Iterable[NDArray[np.float32]], audio: StreamedAudio) -> NDArray[np.float64]:
@@ -152,7 +157,8 @@ class SocialFXEQModel(EmbeddingModel):
             spec = np.fft.rfft(frames * window, axis=1)
             total += (spec.real**2 + spec.imag**2).sum(axis=0)
             count += frames.shape[0]
-        bands = self._weights @ (total / count)
+        with one_blas_thread():
+            bands = self._weights @ (total / count)
         level = 10.0 * np.log10(np.maximum(bands, 1e-300)) - self._ref_db
         p = np.maximum(level, level.max() + FLOOR_DB)
         return p - p.mean()
