@@ -72,6 +72,8 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--workers", type=int, default=None, help="ingest workers (default: cores - 1)")
     ap.add_argument("--no-serial", action="store_true", help="skip the sequential-engine rounds")
+    ap.add_argument("--compare-nice", action="store_true",
+                    help="also ingest with the workers at this process's priority (pipeline.WORKER_NICE = 0)")
     ap.add_argument("--accelerator-windows-per-s", type=float, action="append", default=None,
                     help="print the workers this forward throughput needs (repeatable; default 1118 and 1360, "
                          "LAION-CLAP on an H200 in float32 and bfloat16)")
@@ -195,6 +197,8 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     runs: dict[str, list[float]] = {"host1": [], "host2": [], "bare": [], "ingest": []}
     if not args.no_serial:
         runs["serial"] = []
+    if args.compare_nice:
+        runs["ingest_nice0"] = []
     try:
         for r in range(args.rounds):
             # alternate the order of the two host pools, so neither always runs first
@@ -204,6 +208,12 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             runs["ingest"].append(ingest(f"ingest{r}", workers))
             if not args.no_serial:
                 runs["serial"].append(ingest(f"serial{r}", 0))
+            if args.compare_nice:
+                niced, pipeline.WORKER_NICE = pipeline.WORKER_NICE, 0
+                try:
+                    runs["ingest_nice0"].append(ingest(f"nice0_{r}", workers))
+                finally:
+                    pipeline.WORKER_NICE = niced
             print(f"round {r}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in runs.items()), flush=True)
     finally:
         for pool in pools.values():
@@ -243,12 +253,16 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "predicted_ratio_here": round(min(1.0, workers * h / (n_windows / best_bare)), 3),
         "peak_rss_mb": peak_rss_mb(),
     }
+    if "ingest_nice0" in runs:
+        out["worker_nice"] = pipeline.WORKER_NICE
+        out["ratio_nice0"] = round(best_bare / min(runs["ingest_nice0"]), 3)
+        out["ratio_nice0_median"] = round(statistics.median(runs["bare"]) / statistics.median(runs["ingest_nice0"]), 3)
     if "serial" in runs:
         out["ratio_serial"] = round(best_bare / min(runs["serial"]), 3)
         out["ratio_serial_median"] = round(statistics.median(runs["bare"]) / statistics.median(runs["serial"]), 3)
     # a round faster than the forward pass alone means the round did not do the work
     out["faster_than_bare_rounds"] = {k: [r for r, (b, i) in enumerate(zip(runs["bare"], runs[k])) if i < b]
-                                      for k in ("ingest", "serial") if k in runs}
+                                      for k in ("ingest", "serial", "ingest_nice0") if k in runs}
     if cuda:
         out["peak_cuda_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return out

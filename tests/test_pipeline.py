@@ -8,6 +8,7 @@ a failure mid-run, and what the workers look like from inside (no torch, a BLAS 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -189,9 +190,27 @@ def test_workers_import_no_torch_and_keep_to_their_thread_budget(data_dir: Path)
         pool.close()
     assert len({f["pid"] for f in facts}) == 2
     budget = threads_per_worker(pipeline.cpu_count(), 2)
+    own_nice = os.nice(0)
     for f in facts:
         assert not f["torch"] and not f["duckdb"]
         assert f["threads"] and all(n <= budget for _, n in f["threads"])
+        # only baselines: nothing runs a forward here, the workers keep this process's priority
+        assert f["nice"] == own_nice
+
+
+def test_workers_yield_to_a_forward_pass_on_the_cpu_of_this_process() -> None:
+    spec = ModelSpec(id="neural", family="x", checkpoint="c", dim=4, sample_rate=16000, modalities=("audio",),
+                     license="-", description="-", loader="-")
+    neural, mfcc = _Neural(spec), load("mfcc")
+    plans = [pipeline.plan_for(m, None) for m in (neural, mfcc)]
+    assert pipeline.forward_on_cpu([neural, mfcc], plans)
+    assert not pipeline.forward_on_cpu([mfcc], plans[1:])
+    pool = pipeline.WorkerPool([neural], 1, 4, None)
+    try:
+        facts = pool.facts()
+    finally:
+        pool.close()
+    assert facts[0]["nice"] == min(19, os.nice(0) + pipeline.WORKER_NICE)
 
 
 def test_threads_per_worker_never_oversubscribes() -> None:

@@ -77,6 +77,7 @@ class WorkerConfig:
     threads: int
     shm_prefix: str
     parent_pid: int
+    nice: int = 0
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,11 @@ def init_worker(config: WorkerConfig) -> None:
     _die_with_parent()
     threading.Thread(target=_exit_with, args=(config.parent_pid,), name="timbredb-watch", daemon=True).start()
     limit_threads(config.threads)
+    if config.nice:
+        # below the process running the model's forward on the same cores: its threads wait for
+        # the slowest of them, so a worker taking a core from one stalls them all; the worker then
+        # runs on what the forward leaves (its queue is filled ahead, it needs ~1/8 of a core)
+        os.nice(config.nice)
     # the parent's long-file settings (tests lower them), so a worker streams what the parent would
     audio_mod.STREAM_SAMPLES = config.stream_samples
     audio_mod.BLOCK_FRAMES = config.block_frames
@@ -199,7 +205,7 @@ def worker_facts(hold_s: float = 0.0) -> dict[str, Any]:
     time.sleep(hold_s)
 
     return {"pid": os.getpid(), "torch": "torch" in sys.modules, "duckdb": "duckdb" in sys.modules,
-            "threads": [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]}
+            "nice": os.nice(0), "threads": [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]}
 
 
 # ---------------------------------------------------------------- one file

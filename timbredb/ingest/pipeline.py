@@ -73,6 +73,8 @@ DEPTH = 2
 MIN_AUTO_CHUNKS = 2
 #: seconds the writer waits for work before it checks for waiting readers (and releases the store)
 WRITER_POLL_S = 0.25
+#: niceness of the workers while a model's forward runs on the CPU in this process (0: none)
+WORKER_NICE = 10
 
 
 def default_workers(models: Sequence[EmbeddingModel], cores: int | None = None) -> int:
@@ -83,6 +85,11 @@ def default_workers(models: Sequence[EmbeddingModel], cores: int | None = None) 
         return 0
     main_busy = any(not m.pairwise and not m.worker_embeds for m in models)
     return cores - 1 if main_busy else cores
+
+
+def forward_on_cpu(models: Sequence[EmbeddingModel], plans: Sequence[ModelPlan]) -> bool:
+    """Whether this process runs a model's forward pass on the CPU (the workers then yield to it)."""
+    return any(p.kind != VECTOR and not m.pairwise and m.device == "cpu" for m, p in zip(models, plans))
 
 
 def plan_for(model: EmbeddingModel, data_dir: str | None) -> ModelPlan:
@@ -105,7 +112,8 @@ class WorkerPool:
         self.plans = tuple(plan_for(m, data_dir) for m in models)
         cores = cpu_count()
         config = WorkerConfig(self.plans, batch_size, audio_mod.STREAM_SAMPLES, audio_mod.BLOCK_FRAMES,
-                              threads_per_worker(cores, workers), f"tdb{os.getpid()}_", os.getpid())
+                              threads_per_worker(cores, workers), f"tdb{os.getpid()}_", os.getpid(),
+                              WORKER_NICE if forward_on_cpu(models, self.plans) else 0)
         method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         ctx = multiprocessing.get_context(method)
         if method == "forkserver":
