@@ -18,11 +18,11 @@ import io
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from timbredb._lazy import lazy
 
@@ -58,8 +58,10 @@ class Rows:
 
 
 if TYPE_CHECKING:
-    Frame = Union[pl.DataFrame, Rows]
-    Result = Union[Frame, Mapping[str, Frame]]
+    from typing import TypeAlias
+
+    Frame: TypeAlias = "pl.DataFrame | Rows"
+    Result: TypeAlias = "Frame | Mapping[str, Frame]"
 
 
 def _is_frame(value: Any) -> bool:
@@ -141,6 +143,7 @@ def _cell(value: Any) -> str:
 
 def to_table(df: Frame, title: str | None = None) -> str:
     """A plain fixed-width text table (numbers right-aligned)."""
+    source: Iterable[tuple[Any, ...]]
     if isinstance(df, Rows):
         cols, numeric, source = list(df.columns), df.numeric, df.rows
     else:
