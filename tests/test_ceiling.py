@@ -14,7 +14,7 @@ import pytest
 from scipy import stats as sps
 
 from tests.ccmusic_fixture import listener_ratings, make_instruments, write_listener_files
-from tests.conftest import CLI
+from tests.conftest import CLI, db_rows
 from tests.rated_fixture import build
 from timbredb.analysis import ceiling, stats
 from timbredb.errors import AnalysisError
@@ -207,6 +207,17 @@ def test_ccmusic_listener_files_are_ingested_without_recordings(tmp_path: Path, 
     # a split-half ceiling is impossible on a dataset without raw ratings
     bad = cli("query", "ceiling", "--dataset", "nothing", ok=False)
     assert bad.exit_code == 1 and "no rated dataset 'nothing'" in bad.stderr
+    # a bare `ingest` (the README's main job on ../shared/data): the unreachable recordings are a
+    # skip with one warning, not an error, and the listener files are stored all the same
+    bare_cli = CLI(tmp_path / "bare.duckdb", tmp_path / "data")
+    bare = bare_cli("ingest", "--models", "mfcc", "--format", "json")
+    out = json.loads(bare.stdout)
+    assert out["errors"] == [] and "ccmusic" in out["skipped_datasets"]
+    assert "listener files were stored" in out["skipped_datasets"]["ccmusic"]
+    assert out["datasets"]["ccmusic"]["listener_ratings"] == 3 * 8 * 7 - 1
+    warnings = [ln for ln in bare.stderr.splitlines() if ln.startswith("ccmusic")]
+    assert len(warnings) == 1 and warnings[0].startswith("ccmusic: skipped:") and "error" not in bare.stderr.lower()
+    assert db_rows(tmp_path / "bare.duckdb", "SELECT count(*) FROM listener_ratings") == [(3 * 8 * 7 - 1,)]
 
 
 def test_malformed_listener_file_writes_nothing(tmp_path: Path) -> None:

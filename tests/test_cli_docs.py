@@ -129,3 +129,26 @@ def test_the_public_api_is_lazy_and_imports_no_torch() -> None:
     )
     out = json.loads(_python(code))
     assert out["before"] == [] and out["torch_after"] == [] and out["n"] >= 10
+
+
+def test_a_relative_data_dir_is_made_absolute_once(tmp_path: Path, synth_data_dir: Path, monkeypatch) -> None:
+    """`TIMBREDB_DATA_DIR=../shared/data` as the README writes it: resolved against the working
+    directory once, without '..', so links and messages made elsewhere still point at it."""
+    import os
+
+    from timbredb.config import resolve_data_dir
+
+    work, data = tmp_path / "checkout", tmp_path / "shared" / "data"
+    work.mkdir()
+    data.mkdir(parents=True)
+    (data / "audealize").symlink_to(synth_data_dir / "audealize", target_is_directory=True)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TIMBREDB_DATA_DIR", "../shared/data")
+    assert resolve_data_dir(None) == data and ".." not in str(resolve_data_dir(None))
+    assert resolve_data_dir("../shared/data") == data
+    # a model built from data files finds them through the relative path, from another process
+    env = {**os.environ, "TIMBREDB_DATA_DIR": "../shared/data"}
+    out = subprocess.run([sys.executable, "-m", "timbredb", "models", "list", "--format", "json"], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    usable = {m["id"]: m["usable"] for m in json.loads(out)}
+    assert usable["socialfx-eq"] is True

@@ -182,9 +182,10 @@ def models_verify(obj: Ctx, names: tuple[str, ...], device: str, dtype: str, all
         from timbredb.formatting import to_table
 
         rows = [{"model": r.model, "status": r.status, "device": r.device or "", "dtype": r.dtype or "",
-                 "load_s": r.load_s, "audio_norm": r.audio_norm, "text_norm": r.text_norm} for r in results]
+                 "load_s": r.load_s, "audio_norm": r.audio_norm, "text_norm": r.text_norm,
+                 "pair_distance": r.pair_distance} for r in results]
         click.echo(to_table(pl.DataFrame(rows, schema_overrides={"load_s": pl.Float64, "audio_norm": pl.Float64,
-                                                                  "text_norm": pl.Float64})))
+                                                                  "text_norm": pl.Float64, "pair_distance": pl.Float64})))
         for r in results:
             for f in r.files:
                 click.echo(f"  {r.model}: {f.describe()}")
@@ -569,8 +570,8 @@ def export_exp1(obj: Ctx, out_dir: Path, model: str | None, dataset: str, templa
 @click.argument("out_dir", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--model", default=None, help="Only the spaces this model name selects (default: every space).")
 @click.option("--what", default="clips,embeddings,text,results", show_default=True, metavar="PARTS",
-              help="Comma list of parts: clips (clips, files), embeddings (audio vectors), text (prompts, "
-                   "vocabularies, text vectors), results (the experiments' tables).")
+              help="Comma list of parts: clips (clips, files), embeddings (audio vectors, pairwise spaces' pair "
+                   "distances), text (prompts, vocabularies, text vectors), results (the experiments' tables).")
 @click.option("--rows-per-file", type=click.IntRange(min=1), default=100_000, show_default=True,
               help="Rows per Parquet file.")
 @click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Summary format.")

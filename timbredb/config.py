@@ -49,6 +49,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
         data_dir = os.environ.get("TIMBREDB_DATA_DIR")
     if data_dir:
         # absolute once, here: a relative data dir must not depend on where it is used from
-        # (test fixtures link to it from temporary folders, downloads run elsewhere)
-        return Path(data_dir).expanduser().absolute()
+        # (test fixtures link to it from temporary folders, downloads run elsewhere); abspath
+        # also drops "..", so messages name the folder as a user reads it (symlinks are kept)
+        return Path(os.path.abspath(Path(data_dir).expanduser()))
     return default_data_dir()

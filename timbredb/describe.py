@@ -41,13 +41,10 @@ from timbredb.errors import (
 from timbredb.index import VectorIndex, audio_index, memory_index
 from timbredb.models import EmbeddingModel, availability, specs
 from timbredb.progress import WarnFn, ignore
+from timbredb.reference import MAX_REFERENCE, MIN_REFERENCE
 from timbredb.store import Store
 from timbredb.vocabularies import BARE, render_prompt
 
-#: the fewest stored clips used as the calibration reference (fewer: the synthesized set)
-MIN_REFERENCE = 32
-#: the most stored clips used (a fixed, hash-ordered sample beyond that)
-MAX_REFERENCE = 4096
 RANKINGS = ("calibrated", "cosine")
 
 

@@ -64,7 +64,15 @@ class DatasetUnavailable(DatasetError):
 
     `timbredb ingest` with no target skips such a dataset with one warning; asked
     for by name, it is an error.
+
+    Attributes:
+        partial: what of the dataset was stored anyway (a summary), e.g. CCMusic's listener
+            files when its recordings are unreachable; None when nothing was.
     """
+
+    def __init__(self, message: str, partial: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 class AnalysisError(TimbreDBError):

@@ -13,15 +13,22 @@ with timbredb) and are the same on every machine.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from numpy.typing import NDArray
 
-from timbredb.audio import Audio, from_array
+if TYPE_CHECKING:
+    from timbredb.audio import Audio
 
 SAMPLE_RATE = 44100
 DURATION_S = 2.0
 #: a version of the set: a change to these sounds changes calibrated scores
 REFERENCE_VERSION = "timbredb-reference/1"
+#: the fewest stored clips of a space used as the calibration reference (describe: fewer = this set)
+MIN_REFERENCE = 32
+#: the most stored clips used (a fixed, hash-ordered sample beyond that)
+MAX_REFERENCE = 4096
 
 
 def _harmonic(f0_hz: float, rolloff: float, n: int, t: NDArray[np.float64], odd_only: bool = False) -> NDArray[np.float64]:
@@ -88,4 +95,6 @@ def reference_signals() -> list[tuple[str, NDArray[np.float32]]]:
 
 def reference_clips() -> list[Audio]:
     """The reference sounds as clips (mono, 44.1 kHz, sources ``reference://<name>``)."""
+    from timbredb.audio import from_array
+
     return [from_array(x, SAMPLE_RATE, f"reference://{REFERENCE_VERSION}/{name}") for name, x in reference_signals()]

@@ -24,7 +24,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -348,8 +348,13 @@ class Store:
         self.con.register(BATCH, tbl)
         try:
             yield
-        finally:
-            self.con.unregister(BATCH)
+        except BaseException:
+            # inside a transaction a failed statement aborts it, and unregister would then fail too,
+            # hiding the error that matters; a name left registered is replaced by the next register
+            with suppress(duckdb.Error):
+                self.con.unregister(BATCH)
+            raise
+        self.con.unregister(BATCH)
 
     def table_exists(self, name: str) -> bool:
         return bool(self._value("table_exists", name=name))
@@ -899,6 +904,8 @@ class Store:
         "dissimilarity_stimuli": "export_dissimilarity_stimuli",
         "dissimilarity_ratings": "export_dissimilarity_ratings",
         "exp2_sources": "export_exp2_sources", "variants": "export_variants", "exp2_imported": "export_exp2_imported",
+        "pair_distances": "export_pair_distances", "listener_ratings": "export_listener_ratings",
+        "rating_sds": "export_rating_sds", "exp1_imported": "export_exp1_imported",
     }
     #: interchange table -> (conflict check, reference check, merge) statements; None where there is none
     _MERGES: dict[str, tuple[str | None, str | None, str]] = {
@@ -917,6 +924,12 @@ class Store:
         "exp2_sources": ("import_exp2_sources_conflicts", None, "import_exp2_sources_merge"),
         "variants": ("import_variants_conflicts", "import_variants_orphans", "import_variants_merge"),
         "exp2_imported": ("import_exp2_imported_conflicts", None, "import_exp2_imported_merge"),
+        "pair_distances": ("import_pair_distances_conflicts", "import_pair_distances_orphans",
+                           "import_pair_distances_merge"),
+        # listener data may exist without stimuli (CCMusic's listener files come without recordings)
+        "listener_ratings": ("import_listener_ratings_conflicts", None, "import_listener_ratings_merge"),
+        "rating_sds": ("import_rating_sds_conflicts", None, "import_rating_sds_merge"),
+        "exp1_imported": ("import_exp1_imported_conflicts", None, "import_exp1_imported_merge"),
         "ingest_errors": (None, None, "import_ingest_errors_merge"),
     }
 
@@ -931,15 +944,19 @@ class Store:
         q = statement(self._EXPORTS[table])
         return self.con.sql(q.sql, params=bind(q, params) or None).to_arrow_reader(rows_per_batch)
 
-    def space_vector_counts(self, space_id: str) -> tuple[int, int]:
-        """(audio vectors, text vectors) a space holds."""
+    def space_vector_counts(self, space_id: str) -> tuple[int, int, int]:
+        """(audio vectors, text vectors, pair distances) a space holds."""
         row = self._run("export_count_vectors", space_id=space_id)[0]
-        return int(row[0]), int(row[1])
+        return int(row[0]), int(row[1]), int(row[2])
 
     def merge_rows(
-        self, table: str, tbl: pa.Table, *, run_id: int | None = None, replace_files: bool = False
+        self, table: str, tbl: pa.Table, *, run_id: int | None = None, replace_files: bool = False,
+        imported_from: str | None = None,
     ) -> tuple[tuple[str, str] | None, str | None, int]:
         """Merge rows of a (non-vector) interchange table; the caller holds the transaction.
+
+        Rows with batch columns (pair distances) record each batch not yet known first, under
+        ``run_id`` and ``imported_from``, as vectors do.
 
         Returns:
             (conflict, orphan, added): the first (key, differing columns) stored with other
@@ -959,6 +976,8 @@ class Store:
                     return None, str(rows[0][0]), 0
             if table == "clip_files":
                 self._run("import_clip_files_update", replace=replace_files)
+            if table == "pair_distances":
+                self._run("import_pair_distances_batches", run_id=run_id, imported_from=imported_from)
             params: dict[str, Any] = {"run_id": run_id} if "run_id" in statement(merge).params else {}
             added = int(self._run(merge, **params)[0][0])
             if table == "spaces":

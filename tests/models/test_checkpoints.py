@@ -270,6 +270,9 @@ def test_models_verify_checks_the_cache_and_runs_each_model(hf_cache: Path, tmp_
     assert laion["sha256"] == laion["expected_sha256"] == hub.sha256(laion["path"])
     assert results["openflam"]["status"] in ("skipped", "ok")
     assert results["socialfx-eq"]["status"] == "skipped"  # no audealize data in this data dir
+    for model_id in ("mfcc-frames", "mss-frames"):  # pairwise: no vector per clip, a distance instead
+        r = results[model_id]
+        assert r["status"] == "ok" and r["audio_norm"] is None and 0 < r["pair_distance"] <= 2, r
 
     table = cli(db, "models", "verify", "mfcc", "muq-mulan", "--device", "cpu").stdout
     assert "load_s" in table and "audio_norm" in table and "OpenMuQ/MuQ-MuLan-large/pytorch_model.bin: unpinned" in table

@@ -236,6 +236,7 @@ def run_exp1(
     n_permutations: int = 1000,
     seed: int = 0,
     dataset: str = DATASET,
+    calibrated: bool = False,
 ) -> dict[str, pl.DataFrame]:
     """Experiment 1 over what the store holds (`timbredb query exp1`).
 
@@ -246,6 +247,9 @@ def run_exp1(
             choice; 'ensemble' = the mean of the word's normalised template vectors).
         n_bootstrap, n_permutations, seed: see ``analyse_pairs``.
         dataset: the rated dataset (CCMusic by default; its groups play the chinese/western role).
+        calibrated: beyond the study: S is `describe`'s calibrated score instead of the cosine
+            (``calibrate``). Descriptor-level r is unchanged by it (an affine map per descriptor);
+            the instrument level, which compares descriptors with each other, is not.
 
     Returns:
         {"descriptors": ..., "instruments": ..., "splits": ...} frames. Where the dataset has
@@ -288,9 +292,50 @@ def run_exp1(
             f"no exp1 similarities for {who}: it needs a text-capable model's embeddings of {what} "
             f"and descriptors (`timbredb {cmd} --models M`)"
         )
+    if calibrated:
+        pairs = calibrate(store, pairs, template)
     result = analyse_pairs(pairs, ratings.descriptors, n_bootstrap=n_bootstrap, n_permutations=n_permutations,
                            seed=seed)
     return with_ceilings(store, result, ratings, seed=seed)
+
+
+def calibrate(store: Store, pairs: pl.DataFrame, template: str) -> pl.DataFrame:
+    """``pairs`` with each similarity replaced by `describe`'s calibrated score.
+
+    The score is (cosine − mean) / SD, the mean and population SD of that descriptor's
+    cosines over the space's stored clips (the first ``MAX_REFERENCE`` in hash order;
+    queries/calibration_reference.sql). Hub words, close to every sound, lose their
+    advantage when descriptors are compared with each other. A descriptor whose reference
+    cosines do not vary gets NaN (no score), so it drops out of the correlations.
+
+    Raises:
+        AnalysisError: a space has fewer than ``MIN_REFERENCE`` stored clips (too few for a
+            reference distribution).
+    """
+    from timbredb.reference import MAX_REFERENCE, MIN_REFERENCE
+
+    space_ids = sorted(set(pairs["space_id"].to_list()))
+    ref = queries.run(store, "calibration_reference", template=template, space_ids=space_ids,
+                      max_clips=MAX_REFERENCE)
+    labels = dict(pairs.select("space_id", "model").unique().iter_rows())
+    counts = dict(ref.group_by("space_id").agg(pl.col("n_clips").max()).iter_rows())
+    for space_id in space_ids:
+        n = counts.get(space_id) or 0
+        if n < MIN_REFERENCE:
+            raise AnalysisError(
+                f"--calibrated: model {labels[space_id]!r} has {n} stored clips with vectors; the reference "
+                f"distribution needs at least {MIN_REFERENCE} (ingest more audio with that model)"
+            )
+    sd = pl.col("sd_cosine")
+    return (
+        pairs.join(ref.select("space_id", "descriptor", "mean_cosine", "sd_cosine"), on=["space_id", "descriptor"],
+                   how="left")
+        .with_columns(
+            pl.when(sd > 0).then((pl.col("similarity") - pl.col("mean_cosine")) / sd).otherwise(None)
+            .fill_nan(None).alias("similarity")
+        )
+        .drop("mean_cosine", "sd_cosine")
+    )
 
 
 def with_ceilings(store: Store, result: dict[str, pl.DataFrame], ratings: rated.Ratings, seed: int = 0

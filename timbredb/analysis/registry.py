@@ -102,6 +102,9 @@ EXPERIMENTS: tuple[ExperimentSpec, ...] = (
             Option("template", "--prompt", "str", "{}", "Prompt template whose text embeddings to use."),
             Option("n_bootstrap", "--bootstrap", "int", 1000, "Bootstrap resamples for CIs.", minimum=0),
             Option("n_permutations", "--permutations", "int", 1000, "Permutations for p-values.", minimum=0),
+            Option("calibrated", "--calibrated", "flag", False,
+                   "Beyond the study: S = describe's calibrated score (cosine standardised over the space's "
+                   "stored clips) instead of the cosine."),
             _seed("bootstrap and permutations"),
             _dataset(),
         ),

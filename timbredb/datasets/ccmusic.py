@@ -413,17 +413,26 @@ def ingest(ingestor: Ingestor, data_dir: Path, options: IngestOptions) -> dict[s
         summary = _ingest_means(ingestor, folder, options)
     except DatasetError as exc:
         # a malformed local source writes nothing; an unreachable hub still lets the listener
-        # files be stored (they need no recordings), and its absence is this run's error
+        # files be stored (they need no recordings: noise ceilings)
         if local or not listeners:
             raise
-        ingestor.error(DATASET, str(exc), "dataset")
-        summary = {"source": None, "kind": "listeners only", "instruments": 0}
-    if listeners:
-        ingestor.store.replace_listener_data(DATASET, listeners.listeners, listeners.sds)
-        summary["listener_files"] = listeners.files
-        summary["listener_ratings"] = len(listeners.listeners)
-        summary["missing_listener_ratings"] = listeners.missing
-        summary["sds"] = len(listeners.sds)
+        partial = _store_listeners(ingestor, listeners, {"source": None, "kind": "listeners only", "instruments": 0})
+        message = f"{exc}; its listener files were stored (noise ceilings need no recordings)"
+        if isinstance(exc, DatasetUnavailable):
+            # the caller decides: skipped with one warning in a bare `ingest`, an error when named
+            raise DatasetUnavailable(message, partial=partial) from exc
+        ingestor.error(DATASET, message, "dataset")
+        return partial
+    return _store_listeners(ingestor, listeners, summary) if listeners else summary
+
+
+def _store_listeners(ingestor: Ingestor, listeners: Any, summary: dict[str, Any]) -> dict[str, Any]:
+    """Store the per-listener files' rows; ``summary`` gains their counts."""
+    ingestor.store.replace_listener_data(DATASET, listeners.listeners, listeners.sds)
+    summary["listener_files"] = listeners.files
+    summary["listener_ratings"] = len(listeners.listeners)
+    summary["missing_listener_ratings"] = listeners.missing
+    summary["sds"] = len(listeners.sds)
     return summary
 
 

@@ -164,7 +164,7 @@ class EmbedStage:
                 "space_id": rec.space_id, "label": rec.label, "model_id": rec.model_id, "family": rec.family,
                 "checkpoint": rec.checkpoint, "checkpoint_sha256": model.checkpoint_sha256,
                 "policy": json.dumps(rec.policy, sort_keys=True), "dim": rec.dim, "sample_rate": rec.sample_rate,
-                "similarity": rec.similarity, "modalities": list(rec.modalities),
+                "similarity": rec.similarity, "modalities": list(rec.modalities), "comparison": rec.comparison,
             })
         if spaces:
             tables["spaces"] = pa.Table.from_pylist(spaces, schema=_schema("spaces"))
@@ -175,7 +175,8 @@ class EmbedStage:
 
 def _schema(table: str) -> pa.Schema:
     spec = BY_NAME[table]
-    return pa.schema([f for f in spec.schema if f.name not in spec.optional or f.name in ("checkpoint_sha256", "model_id")])
+    return pa.schema([f for f in spec.schema
+                      if f.name not in spec.optional or f.name in ("checkpoint_sha256", "model_id", "comparison")])
 
 
 def _ray_version() -> str:

@@ -49,6 +49,8 @@ def ingest_dataset(
         result = ingest_function(spec)(ingestor, data_dir, options)
     except DatasetUnavailable as exc:
         reason = download_problem or str(exc)
+        if exc.partial is not None:
+            ingestor.summary.datasets[name] = exc.partial
         if requested:
             ingestor.error(name, reason, "dataset")
         else:

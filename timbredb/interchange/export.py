@@ -54,8 +54,9 @@ def export_store(
         db: the store (opened read-only).
         out_dir: the folder to create (it must not exist, or be empty).
         model: only the spaces this ``--model`` value names (vectors, spaces, their clips).
-        what: parts to write: clips (clips and files), embeddings (audio vectors), text (prompts,
-            vocabularies, text vectors), results (the experiments' tables); default all. Spaces are
+        what: parts to write: clips (clips and files), embeddings (audio vectors and the pair
+            distances of pairwise spaces), text (prompts, vocabularies, text vectors), results (the
+            experiments' tables); default all. Spaces are
             written with any vectors, and the clips that written rows refer to are always written.
         rows_per_file: rows per Parquet file.
 
@@ -105,7 +106,7 @@ def export_store(
             bar = progress("export vectors", sum(sum(store.space_vector_counts(s.space_id)) for s in spaces))
             try:
                 for s in spaces:
-                    n_audio, n_text = store.space_vector_counts(s.space_id)
+                    n_audio, n_text, n_pairs = store.space_vector_counts(s.space_id)
                     sub = f"space_id={s.space_id}"
                     if "embeddings" in parts and n_audio:
                         written = dump("audio_embeddings", s.dim, sub, space_id=s.space_id)
@@ -115,6 +116,14 @@ def export_store(
                                 "run `timbredb check`"
                             )
                         bar.update(n_audio)
+                    if "embeddings" in parts and n_pairs:
+                        written = dump("pair_distances", None, sub, space_id=s.space_id)
+                        if written != n_pairs:
+                            raise InterchangeError(
+                                f"{db}: {n_pairs - written} pair distance(s) of {s.label} have no batch record; "
+                                "run `timbredb check`"
+                            )
+                        bar.update(n_pairs)
                     if "text" in parts and n_text:
                         written = dump("text_embeddings", s.dim, sub, space_id=s.space_id)
                         if written != n_text:
@@ -136,7 +145,8 @@ def export_store(
                 "store": str(Path(db).absolute()),
                 "what": list(parts),
                 "model": model,
-                "spaces": [{"space_id": s.space_id, "label": s.label, "dim": s.dim} for s in spaces if s.space_id in space_ids],
+                "spaces": [{"space_id": s.space_id, "label": s.label, "dim": s.dim, "comparison": s.comparison}
+                           for s in spaces if s.space_id in space_ids],
                 "tables": {k: v for k, v in tables.items() if v["rows"]},
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

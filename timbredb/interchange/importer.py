@@ -114,22 +114,25 @@ class _Merger:
             if spec.vectors is not None:
                 a, s = self._merge_vectors(batch, spec, where, partition)
             else:
-                a, s = self._merge_rows(batch, spec, where)
+                a, s = self._merge_rows(batch, spec, where, partition if spec.partitioned else None)
             added += a
             skipped += s
         return added, skipped
 
-    def _merge_rows(self, batch: pa.RecordBatch, spec: TableSpec, where: str) -> tuple[int, int]:
-        tbl = conform(batch, spec, where)
+    def _merge_rows(self, batch: pa.RecordBatch, spec: TableSpec, where: str, partition: str | None = None) -> tuple[int, int]:
+        tbl = conform(batch, spec, where, partition=partition)
         conflict, orphan, added = self.store.merge_rows(spec.name, tbl, run_id=self.run_id,
-                                                        replace_files=self.replace_files)
+                                                        replace_files=self.replace_files,
+                                                        imported_from=self.imported_from)
         if conflict is not None:
             key, differs = conflict
             raise InterchangeError(
                 f"{where}: conflicting row: {spec.name} {key} is stored with other {differs}; nothing from this file was merged"
             )
         if orphan is not None:
-            raise InterchangeError(f"{where}: {orphan} (nor in the import); nothing from this file was merged")
+            # a reference to a row that is missing could have been in the import; a bad value could not
+            missing = " (nor in the import)" if orphan.endswith("which is not stored") else ""
+            raise InterchangeError(f"{where}: {orphan}{missing}; nothing from this file was merged")
         if spec.name == "ingest_errors":
             self.summary.ingest_errors.extend(tbl.to_pylist())
         return added, tbl.num_rows - added

@@ -70,11 +70,15 @@ def conform(batch: pa.RecordBatch | pa.Table, spec: TableSpec, where: str, dim: 
     Args:
         partition: the ``space_id`` of a Hive partition folder, for files that keep it only in the path.
 
+    A column the table's ``optional`` names is filled with NULL when missing, one its
+    ``defaults`` names with its default (files written before a migration added it).
+
     Raises:
         InterchangeError: a required column is missing or a column cannot be cast.
     """
     tbl = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
     schema = file_schema(spec, dim) if spec.vectors is not None else spec.schema
+    defaults = dict(spec.defaults)
     columns = []
     for field in schema:
         if field.name in tbl.column_names:
@@ -83,6 +87,8 @@ def conform(batch: pa.RecordBatch | pa.Table, spec: TableSpec, where: str, dim: 
             col = pa.chunked_array([pa.array([partition] * tbl.num_rows, pa.string())])
         elif field.name in spec.optional:
             col = pa.chunked_array([pa.nulls(tbl.num_rows, field.type)])
+        elif field.name in defaults:
+            col = pa.chunked_array([pa.array([defaults[field.name]] * tbl.num_rows, field.type)])
         else:
             raise InterchangeError(f"{where}: wrong schema for table {spec.name}: no column {field.name}")
         if field.name == "embedding":

@@ -11,11 +11,18 @@ vector file needs nothing else but its space and its clips.
 Rows are identified by content keys (``key``); on import, a row whose key is
 stored with the same ``compared`` values is skipped, and one stored with other
 values is a conflict (an error naming the key).
+
+Every base table of a store is either carried here (``TABLES``, each naming the
+store columns it does not carry in ``not_carried``) or listed, with the reason, in
+``NOT_CARRIED``; tests/test_interchange.py checks both against a fresh store, so
+a migration that adds a table or a column fails the tests until the interchange
+says what becomes of it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -41,7 +48,14 @@ class TableSpec:
         key: the content key.
         compared: columns that must agree when the key is already stored.
         optional: columns a file may omit (filled with NULL, or now() for timestamps).
-        vectors: "audio" / "text" for the vector tables (partitioned by space).
+        defaults: columns a file written before they existed may omit, filled with this value
+            (the one the migration that added them gave the rows already stored).
+        vectors: "audio" / "text" for the vector tables.
+        batched: rows carry the provenance of the batch that computed them (``batch_key`` and
+            the other batch columns, instead of the store's ``batch_id``); such tables are
+            partitioned by space.
+        not_carried: the store table's columns the interchange does not carry (the run that
+            wrote a row belongs to the store that ran it; ``batch_id`` travels as the batch columns).
     """
 
     name: str
@@ -50,11 +64,20 @@ class TableSpec:
     key: tuple[str, ...]
     compared: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    defaults: tuple[tuple[str, Any], ...] = ()
     vectors: str | None = None
+    batched: bool = False
+    not_carried: tuple[str, ...] = ()
 
     @property
     def partitioned(self) -> bool:
-        return self.vectors is not None
+        return self.batched
+
+    @property
+    def store_columns(self) -> tuple[str, ...]:
+        """The columns of the store table this one carries (the batch columns stand for ``batch_id``)."""
+        batch = {n for n, _ in _BATCH_COLUMNS} if self.batched else set()
+        return tuple(n for n in self.schema.names if n not in batch)
 
 
 def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
@@ -78,10 +101,12 @@ TABLES: tuple[TableSpec, ...] = (
         _schema(("space_id", pa.string()), ("label", pa.string()), ("model_id", pa.string()), ("family", pa.string()),
                 ("checkpoint", pa.string()), ("checkpoint_sha256", pa.string()), ("policy", pa.string()),
                 ("dim", pa.int32()), ("sample_rate", pa.int32()), ("similarity", pa.string()),
-                ("modalities", pa.list_(pa.string())), ("created_at", _TS)),
+                ("modalities", pa.list_(pa.string())), ("created_at", _TS), ("comparison", pa.string())),
         key=("space_id",),
-        compared=("label", "model_id", "family", "checkpoint", "policy", "dim", "sample_rate", "similarity", "modalities"),
-        optional=("checkpoint_sha256", "created_at"),
+        compared=("label", "model_id", "family", "checkpoint", "policy", "dim", "sample_rate", "similarity", "modalities",
+                  "comparison"),
+        # comparison (migration 0007): a file without it is read as 'pairwise' for dim 0, else 'vector'
+        optional=("checkpoint_sha256", "created_at", "comparison"),
     ),
     TableSpec(
         "clips", "clips",
@@ -90,6 +115,7 @@ TABLES: tuple[TableSpec, ...] = (
         key=("clip_sha256",),
         compared=("duration_s", "channels", "sample_rate", "n_frames"),
         optional=("added_at",),
+        not_carried=("run_id",),
     ),
     TableSpec(
         "clip_files", "clips",
@@ -119,6 +145,20 @@ TABLES: tuple[TableSpec, ...] = (
         compared=("embedding",),
         optional=_BATCH_OPTIONAL,
         vectors="audio",
+        batched=True,
+        not_carried=("batch_id",),
+    ),
+    TableSpec(
+        # the distances of a pairwise space (migration 0007), one row per pair (smaller hash first)
+        "pair_distances", "embeddings",
+        _schema(("space_id", pa.string()), ("clip_sha256_a", pa.string()), ("clip_sha256_b", pa.string()),
+                ("cosine_distance", pa.float64()), ("l2_distance", pa.float64()), ("n_samples", pa.int64()),
+                *_BATCH_COLUMNS),
+        key=("space_id", "clip_sha256_a", "clip_sha256_b"),
+        compared=("cosine_distance", "l2_distance", "n_samples"),
+        optional=_BATCH_OPTIONAL,
+        batched=True,
+        not_carried=("batch_id",),
     ),
     TableSpec(
         "text_embeddings", "text",
@@ -127,6 +167,8 @@ TABLES: tuple[TableSpec, ...] = (
         compared=("embedding",),
         optional=_BATCH_OPTIONAL,
         vectors="text",
+        batched=True,
+        not_carried=("batch_id",),
     ),
     TableSpec(
         "instruments", "results",
@@ -134,6 +176,7 @@ TABLES: tuple[TableSpec, ...] = (
                 ("source", pa.string())),
         key=("dataset", "instrument"),
         compared=("split", "clip_sha256"),
+        not_carried=("run_id",),
     ),
     TableSpec(
         "ratings", "results",
@@ -143,12 +186,39 @@ TABLES: tuple[TableSpec, ...] = (
         compared=("column_name", "rating"),
     ),
     TableSpec(
+        # one listener's rating (migration 0006); a dataset may have them without stimuli (CCMusic's files)
+        "listener_ratings", "results",
+        _schema(("dataset", pa.string()), ("instrument", pa.string()), ("descriptor", pa.string()),
+                ("listener", pa.string()), ("rating", pa.float64()), ("source", pa.string())),
+        key=("dataset", "instrument", "descriptor", "listener"),
+        compared=("rating",),
+    ),
+    TableSpec(
+        # the listeners' published SD of a stimulus on a descriptor (migration 0006)
+        "rating_sds", "results",
+        _schema(("dataset", pa.string()), ("instrument", pa.string()), ("descriptor", pa.string()), ("sd", pa.float64()),
+                ("n_listeners", pa.int32()), ("source", pa.string())),
+        key=("dataset", "instrument", "descriptor"),
+        compared=("sd", "n_listeners"),
+    ),
+    TableSpec(
+        # exp1 results computed elsewhere (`timbredb import exp1`, migration 0006)
+        "exp1_imported", "results",
+        _schema(("dataset", pa.string()), ("model", pa.string()), ("model_id", pa.string()), ("level", pa.string()),
+                ("split", pa.string()), ("unit", pa.string()), ("pearson_r", pa.float64()), ("spearman_rho", pa.float64()),
+                ("file", pa.string()), ("file_sha256", pa.string()), ("line", pa.int32()), ("imported_at", _TS)),
+        key=("dataset", "model", "level", "split", "unit"),
+        compared=("model_id", "pearson_r", "spearman_rho", "file_sha256"),
+        optional=("imported_at",),
+    ),
+    TableSpec(
         "dissimilarity_datasets", "results",
         _schema(("dataset", pa.string()), ("collection", pa.string()), ("n_stimuli", pa.int32()),
                 ("matrix_path", pa.string()), ("matrix_sha256", pa.string()), ("added_at", _TS)),
         key=("dataset",),
         compared=("collection", "n_stimuli", "matrix_sha256"),
         optional=("added_at",),
+        not_carried=("run_id",),
     ),
     TableSpec(
         "dissimilarity_stimuli", "results",
@@ -172,22 +242,27 @@ TABLES: tuple[TableSpec, ...] = (
     ),
     TableSpec(
         "variants", "results",
-        _schema(("source_sha256", pa.string()), ("effect", pa.string()), ("descriptor", pa.string()), ("strength", pa.float64()),
-                ("renderer_version", pa.string()), ("clip_sha256", pa.string()), ("params", pa.string()),
-                ("duration_s", pa.float64()), ("tail_s", pa.float64()), ("created_at", _TS), ("seen_at", _TS)),
-        key=("source_sha256", "effect", "descriptor", "strength", "renderer_version"),
+        _schema(("source_sha256", pa.string()), ("dataset", pa.string()), ("effect", pa.string()),
+                ("descriptor", pa.string()), ("strength", pa.float64()), ("renderer_version", pa.string()),
+                ("clip_sha256", pa.string()), ("params", pa.string()), ("duration_s", pa.float64()), ("tail_s", pa.float64()),
+                ("created_at", _TS), ("seen_at", _TS)),
+        key=("source_sha256", "dataset", "effect", "descriptor", "strength", "renderer_version"),
         compared=("clip_sha256", "params", "duration_s", "tail_s"),
         optional=("created_at", "seen_at"),
+        # the descriptor dataset of the effect (migration 0007, which filed the rows before it as Audealize's)
+        defaults=(("dataset", "audealize"),),
+        not_carried=("run_id",),
     ),
     TableSpec(
         "exp2_imported", "results",
-        _schema(("model", pa.string()), ("effect", pa.string()), ("source", pa.string()), ("descriptor", pa.string()),
-                ("template", pa.string()), ("prompt", pa.string()), ("strength", pa.float64()),
+        _schema(("model", pa.string()), ("dataset", pa.string()), ("effect", pa.string()), ("source", pa.string()),
+                ("descriptor", pa.string()), ("template", pa.string()), ("prompt", pa.string()), ("strength", pa.float64()),
                 ("original_cosine", pa.float64()), ("variant_cosine", pa.float64()), ("delta", pa.float64()),
                 ("file", pa.string()), ("file_sha256", pa.string()), ("line", pa.int32()), ("imported_at", _TS)),
-        key=("model", "effect", "source", "descriptor", "prompt", "strength"),
+        key=("model", "dataset", "effect", "source", "descriptor", "prompt", "strength"),
         compared=("template", "original_cosine", "variant_cosine", "delta", "file_sha256"),
         optional=("imported_at",),
+        defaults=(("dataset", "audealize"),),  # as for variants (migration 0007)
     ),
     TableSpec(
         # per-input problems of a Ray ingest batch; not exported (errors belong to the run that met them)
@@ -196,10 +271,26 @@ TABLES: tuple[TableSpec, ...] = (
         key=(),
         compared=(),
         optional=("model_id",),
+        not_carried=("run_id", "created_at"),
     ),
 )
 
 BY_NAME: dict[str, TableSpec] = {t.name: t for t in TABLES}
+
+#: the store's base tables the interchange does not carry, and why (a new table must be
+#: carried by ``TABLES`` or named here; tests/test_interchange.py checks it on a fresh store)
+NOT_CARRIED: dict[str, str] = {
+    # the commands that ran belong to the store that ran them; an import is a run of its own
+    "runs": "the store's own command history",
+    # the ledger of the migrations applied to this file; a fresh store applies its own
+    "schema_migrations": "the store's own migration ledger",
+    # index files live beside the store and are rebuilt from the vectors (`timbredb index`)
+    "faiss_indexes": "records of index files beside the store (rebuilt from the vectors)",
+    # carried as the batch columns of every vector and pair row (batch_key, device, dtype, provenance, ...)
+    "embedding_batches": "carried as the batch columns of the vector and pair-distance rows",
+    # problems met by a past run; only a Ray batch folder carries its own, to the run that merges it
+    "ingest_errors": "problems of the store's past runs (only Ray batch folders carry them)",
+}
 
 
 def vector_type(dim: int) -> pa.DataType:

@@ -28,10 +28,10 @@ TONE_HZ = 440.0
 TEST_PROMPT = "a bright sound"
 
 
-def test_tone(sample_rate: int) -> np.ndarray:
-    """One second of a 440 Hz harmonic tone at ``sample_rate`` (float32, peak 0.5)."""
+def test_tone(sample_rate: int, f0_hz: float = TONE_HZ) -> np.ndarray:
+    """One second of a harmonic tone (default 440 Hz) at ``sample_rate`` (float32, peak 0.5)."""
     t = np.arange(int(TONE_S * sample_rate)) / sample_rate
-    x = sum(np.sin(2 * np.pi * TONE_HZ * k * t) / k for k in (1, 2, 3))
+    x = sum(np.sin(2 * np.pi * f0_hz * k * t) / k for k in (1, 2, 3))
     return (0.5 * x / np.max(np.abs(x))).astype(np.float32)
 
 
@@ -46,8 +46,10 @@ class Verified:
         files: one check per cached file (see ``pins.FileCheck``).
         device, dtype: where and in what precision it ran.
         load_s: seconds to load the weights (first use), None if it did not load.
-        audio_norm: L2 norm of the test tone's vector.
+        audio_norm: L2 norm of the test tone's vector (None for pairwise models).
         text_norm: L2 norm of the test prompt's vector (None for audio-only models).
+        pair_distance: pairwise models (no vector per clip): the cosine distance between the
+            test tone and the same tone a fifth higher (the tone's distance to itself must be 0).
     """
 
     model: str
@@ -59,12 +61,13 @@ class Verified:
     load_s: float | None = None
     audio_norm: float | None = None
     text_norm: float | None = None
+    pair_distance: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "status": self.status, "reason": self.reason, "device": self.device,
             "dtype": self.dtype, "load_s": self.load_s, "audio_norm": self.audio_norm, "text_norm": self.text_norm,
-            "files": [f.to_dict() for f in self.files],
+            "pair_distance": self.pair_distance, "files": [f.to_dict() for f in self.files],
         }
 
 
@@ -115,6 +118,8 @@ def _verify_one(name: str, explicit: bool, device: str, dtype: str, data_dir: Pa
         model.ensure_loaded()
         out.load_s = time.perf_counter() - t0
         out.device = model.device
+        if model.pairwise:
+            return _verify_pairwise(model, out)
         tone = from_array(test_tone(model.sample_rate), model.sample_rate, f"test-tone:{TONE_HZ:g}Hz")
         vector = model.embed_audio([tone])[0]
         out.audio_norm = float(np.linalg.norm(vector.astype(np.float64)))
@@ -131,4 +136,20 @@ def _verify_one(name: str, explicit: bool, device: str, dtype: str, data_dir: Pa
         out.status, out.reason = "failed", f"the test tone's vector has norm {out.audio_norm}"
     if not files_for(name) and out.status == "ok":
         out.reason = "no weights (nothing to check in the cache)"
+    return out
+
+
+def _verify_pairwise(model: Any, out: Verified) -> Verified:
+    """A pairwise model has no vector per clip: compare the test tone with itself and with a fifth above."""
+    sr = model.sample_rate
+    tone = model.prepare_pcm(test_tone(sr)[:, None], sr, "test-tone")
+    fifth = model.prepare_pcm(test_tone(sr, TONE_HZ * 1.5)[:, None], sr, "test-tone-fifth")
+    itself = model.distances(tone, tone)[0]
+    out.pair_distance = float(model.distances(tone, fifth)[0])
+    if not (np.isfinite(out.pair_distance) and out.pair_distance > 0 and abs(itself) < 1e-6):
+        out.status = "failed"
+        out.reason = (f"the test tone's distance to itself is {itself:.3g} and to a fifth above "
+                      f"{out.pair_distance:.3g} (expected 0 and > 0)")
+    else:
+        out.reason = "no weights (nothing to check in the cache); pairwise: tone vs a fifth above"
     return out

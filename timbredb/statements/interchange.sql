@@ -1,20 +1,22 @@
 -- name: export_spaces
 -- params: {"space_ids": []}
--- columns: space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy, dim, sample_rate, similarity, modalities, created_at
+-- columns: space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy, dim, sample_rate, similarity, modalities, created_at, comparison
 -- The spaces in $space_ids, for a Parquet export.
 SELECT space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy::VARCHAR AS policy, dim, sample_rate,
-       similarity, modalities, created_at
+       similarity, modalities, created_at, comparison
 FROM spaces WHERE list_contains($space_ids, space_id) ORDER BY space_id;
 
 -- name: export_clips
 -- params: {"all_clips": true, "space_ids": [], "results": false}
 -- columns: clip_sha256, source_path, duration_s, channels, sample_rate, n_frames, added_at
--- Every clip ($all_clips), or those the exported rows refer to: audio vectors of $space_ids, and
--- (with $results) rated instruments, dissimilarity stimuli and exp2 variants.
+-- Every clip ($all_clips), or those the exported rows refer to: audio vectors and pair distances of
+-- $space_ids, and (with $results) rated instruments, dissimilarity stimuli and exp2 variants.
 SELECT clip_sha256, source_path, duration_s, channels, sample_rate, n_frames, added_at
 FROM clips c
 WHERE $all_clips
    OR clip_sha256 IN (SELECT clip_sha256 FROM audio_embeddings WHERE list_contains($space_ids, space_id))
+   OR clip_sha256 IN (SELECT clip_sha256_a FROM pair_distances WHERE list_contains($space_ids, space_id))
+   OR clip_sha256 IN (SELECT clip_sha256_b FROM pair_distances WHERE list_contains($space_ids, space_id))
    OR ($results AND (clip_sha256 IN (SELECT clip_sha256 FROM instruments)
                      OR clip_sha256 IN (SELECT clip_sha256 FROM dissimilarity_stimuli)
                      OR clip_sha256 IN (SELECT clip_sha256 FROM variants)))
@@ -64,12 +66,25 @@ FROM text_embeddings e JOIN embedding_batches b USING (batch_id)
 WHERE e.space_id = $space_id
 ORDER BY e.prompt;
 
+-- name: export_pair_distances
+-- params: {"space_id": ""}
+-- columns: space_id, clip_sha256_a, clip_sha256_b, cosine_distance, l2_distance, n_samples, batch_key, batch_n_items, device, dtype, provenance, batch_created_at
+-- The pair distances of one (pairwise) space with their batch's provenance (batch keys as for audio).
+SELECT p.space_id, p.clip_sha256_a, p.clip_sha256_b, p.cosine_distance, p.l2_distance, p.n_samples,
+       coalesce(b.batch_key, left(sha256(concat_ws('|', b.space_id, b.modality, b.batch_id::VARCHAR, b.created_at::VARCHAR,
+                                                  b.provenance::VARCHAR)), 32)) AS batch_key,
+       b.n_items AS batch_n_items, b.device, b.dtype, b.provenance::VARCHAR AS provenance, b.created_at AS batch_created_at
+FROM pair_distances p JOIN embedding_batches b USING (batch_id)
+WHERE p.space_id = $space_id
+ORDER BY p.clip_sha256_a, p.clip_sha256_b;
+
 -- name: export_count_vectors
 -- params: {"space_id": ""}
--- columns: audio, text
--- How many audio and text vectors a space holds (an export must write each of them).
+-- columns: audio, text, pairs
+-- How many audio vectors, text vectors and pair distances a space holds (an export must write each of them).
 SELECT (SELECT count(*) FROM audio_embeddings WHERE space_id = $space_id) AS audio,
-       (SELECT count(*) FROM text_embeddings WHERE space_id = $space_id) AS text;
+       (SELECT count(*) FROM text_embeddings WHERE space_id = $space_id) AS text,
+       (SELECT count(*) FROM pair_distances WHERE space_id = $space_id) AS pairs;
 
 -- name: export_instruments
 -- params: {}
@@ -82,6 +97,26 @@ SELECT dataset, instrument, split, clip_sha256, source FROM instruments ORDER BY
 -- columns: dataset, instrument, descriptor, column_name, rating
 -- Every mean rating (exp1).
 SELECT dataset, instrument, descriptor, column_name, rating FROM ratings ORDER BY dataset, instrument, descriptor;
+
+-- name: export_listener_ratings
+-- params: {}
+-- columns: dataset, instrument, descriptor, listener, rating, source
+-- Every per-listener rating (noise ceilings).
+SELECT dataset, instrument, descriptor, listener, rating, source FROM listener_ratings
+ORDER BY dataset, instrument, descriptor, listener;
+
+-- name: export_rating_sds
+-- params: {}
+-- columns: dataset, instrument, descriptor, sd, n_listeners, source
+-- Every published listener SD of a stimulus on a descriptor (noise ceilings).
+SELECT dataset, instrument, descriptor, sd, n_listeners, source FROM rating_sds ORDER BY dataset, instrument, descriptor;
+
+-- name: export_exp1_imported
+-- params: {}
+-- columns: dataset, model, model_id, level, split, unit, pearson_r, spearman_rho, file, file_sha256, line, imported_at
+-- Every exp1 result imported from elsewhere.
+SELECT dataset, model, model_id, level, split, unit, pearson_r, spearman_rho, file, file_sha256, line, imported_at
+FROM exp1_imported ORDER BY dataset, model, level, split, unit;
 
 -- name: export_dissimilarity_datasets
 -- params: {}
@@ -109,19 +144,19 @@ SELECT source_sha256, label, kind, origin, sample_rate, channels, duration_s, ad
 
 -- name: export_variants
 -- params: {}
--- columns: source_sha256, effect, descriptor, strength, renderer_version, clip_sha256, params, duration_s, tail_s, created_at, seen_at
+-- columns: source_sha256, dataset, effect, descriptor, strength, renderer_version, clip_sha256, params, duration_s, tail_s, created_at, seen_at
 -- Every rendered variant (exp2), with the times that decide which renderer the analysis uses.
-SELECT source_sha256, effect, descriptor, strength, renderer_version, clip_sha256, params::VARCHAR AS params, duration_s,
-       tail_s, created_at, seen_at
-FROM variants ORDER BY source_sha256, effect, descriptor, strength, renderer_version;
+SELECT source_sha256, dataset, effect, descriptor, strength, renderer_version, clip_sha256, params::VARCHAR AS params,
+       duration_s, tail_s, created_at, seen_at
+FROM variants ORDER BY source_sha256, dataset, effect, descriptor, strength, renderer_version;
 
 -- name: export_exp2_imported
 -- params: {}
--- columns: model, effect, source, descriptor, template, prompt, strength, original_cosine, variant_cosine, delta, file, file_sha256, line, imported_at
+-- columns: model, dataset, effect, source, descriptor, template, prompt, strength, original_cosine, variant_cosine, delta, file, file_sha256, line, imported_at
 -- Every exp2 row imported from elsewhere.
-SELECT model, effect, source, descriptor, template, prompt, strength, original_cosine, variant_cosine, delta, file,
+SELECT model, dataset, effect, source, descriptor, template, prompt, strength, original_cosine, variant_cosine, delta, file,
        file_sha256, line, imported_at
-FROM exp2_imported ORDER BY model, effect, source, descriptor, prompt, strength;
+FROM exp2_imported ORDER BY model, dataset, effect, source, descriptor, prompt, strength;
 
 -- ---------------------------------------------------------------- import: spaces
 
@@ -139,23 +174,27 @@ SELECT b.space_id AS key,
                  CASE WHEN b.dim IS DISTINCT FROM s.dim THEN 'dim' END,
                  CASE WHEN b.sample_rate IS DISTINCT FROM s.sample_rate THEN 'sample_rate' END,
                  CASE WHEN b.similarity IS DISTINCT FROM s.similarity THEN 'similarity' END,
-                 CASE WHEN b.modalities IS DISTINCT FROM s.modalities THEN 'modalities' END) AS differs
+                 CASE WHEN b.modalities IS DISTINCT FROM s.modalities THEN 'modalities' END,
+                 CASE WHEN coalesce(b.comparison, CASE WHEN b.dim = 0 THEN 'pairwise' ELSE 'vector' END)
+                           IS DISTINCT FROM coalesce(s.comparison, 'vector') THEN 'comparison' END) AS differs
 FROM _timbredb_batch b JOIN spaces s USING (space_id)
 WHERE differs <> ''
 UNION ALL
 SELECT space_id, 'repeated in the file with other values'
-FROM (SELECT DISTINCT space_id, label, model_id, family, checkpoint, policy, dim, sample_rate, similarity, modalities
+FROM (SELECT DISTINCT space_id, label, model_id, family, checkpoint, policy, dim, sample_rate, similarity, modalities, comparison
       FROM _timbredb_batch)
 GROUP BY space_id HAVING count(*) > 1
 LIMIT 1;
 
 -- name: import_spaces_merge
 -- params: {}
--- Insert the registered batch's spaces that are not stored; fill in a stored space's unknown checkpoint hash.
+-- Insert the registered batch's spaces that are not stored. A file without `comparison` (written before
+-- migration 0007, or by the Ray engine) is read as the migration did: pairwise spaces are those of dim 0.
 INSERT OR IGNORE INTO spaces (space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy, dim, sample_rate,
-                              similarity, modalities, created_at)
+                              similarity, modalities, created_at, comparison)
 SELECT DISTINCT ON (space_id) space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy, dim, sample_rate,
-       similarity, modalities, coalesce(created_at, now()::TIMESTAMP)
+       similarity, modalities, coalesce(created_at, now()::TIMESTAMP),
+       coalesce(comparison, CASE WHEN dim = 0 THEN 'pairwise' ELSE 'vector' END)
 FROM _timbredb_batch;
 
 -- name: import_spaces_fill
@@ -273,6 +312,78 @@ FROM _timbredb_batch b ANTI JOIN clips c USING (clip_sha256) LIMIT 1;
 SELECT 'text vector of prompt ' || b.prompt || ', which is not stored' AS problem
 FROM _timbredb_batch b ANTI JOIN prompts p ON p.prompt = b.prompt LIMIT 1;
 
+-- name: import_pair_distances_conflicts
+-- params: {}
+-- columns: key, differs
+-- Pair distances of the registered batch stored (or repeated in the batch) with other values (bit for bit).
+SELECT b.space_id || ' / ' || b.clip_sha256_a || ' / ' || b.clip_sha256_b AS key,
+       concat_ws(', ', CASE WHEN b.cosine_distance IS DISTINCT FROM p.cosine_distance THEN 'cosine_distance' END,
+                 CASE WHEN b.l2_distance IS DISTINCT FROM p.l2_distance THEN 'l2_distance' END,
+                 CASE WHEN b.n_samples IS DISTINCT FROM p.n_samples THEN 'n_samples' END) AS differs
+FROM _timbredb_batch b JOIN pair_distances p USING (space_id, clip_sha256_a, clip_sha256_b)
+WHERE differs <> ''
+UNION ALL
+SELECT space_id || ' / ' || clip_sha256_a || ' / ' || clip_sha256_b, 'repeated in the file with other values'
+FROM (SELECT DISTINCT space_id, clip_sha256_a, clip_sha256_b, cosine_distance, l2_distance, n_samples FROM _timbredb_batch)
+GROUP BY space_id, clip_sha256_a, clip_sha256_b HAVING count(*) > 1
+LIMIT 1;
+
+-- name: import_pair_distances_orphans
+-- params: {}
+-- columns: problem
+-- A pair distance of the registered batch that cannot be stored: its space is not stored or not pairwise,
+-- a clip is not stored, its hashes are not in order, it has no batch_key, or a distance is not a finite
+-- non-negative number (as `timbredb check` requires).
+SELECT problem FROM (
+    SELECT 'pair distances of space ' || b.space_id || ', which is not stored' AS problem
+    FROM _timbredb_batch b ANTI JOIN spaces s USING (space_id)
+    UNION ALL
+    SELECT 'pair distances of space ' || b.space_id || ', which is not a pairwise space'
+    FROM _timbredb_batch b JOIN spaces s USING (space_id) WHERE coalesce(s.comparison, 'vector') <> 'pairwise'
+    UNION ALL
+    SELECT 'pair distance of clip ' || b.clip_sha256_a || ', which is not stored'
+    FROM _timbredb_batch b ANTI JOIN clips c ON c.clip_sha256 = b.clip_sha256_a
+    UNION ALL
+    SELECT 'pair distance of clip ' || b.clip_sha256_b || ', which is not stored'
+    FROM _timbredb_batch b ANTI JOIN clips c ON c.clip_sha256 = b.clip_sha256_b
+    UNION ALL
+    SELECT 'pair ' || b.clip_sha256_a || ' / ' || b.clip_sha256_b || ' is not in order (clip_sha256_a must be the smaller hash)'
+    FROM _timbredb_batch b WHERE b.clip_sha256_a > b.clip_sha256_b
+    UNION ALL
+    SELECT 'pair ' || b.clip_sha256_a || ' / ' || b.clip_sha256_b || ' has no batch_key'
+    FROM _timbredb_batch b WHERE b.batch_key IS NULL
+    UNION ALL
+    SELECT 'pair ' || b.clip_sha256_a || ' / ' || b.clip_sha256_b || ' has a distance that is NaN, infinite or negative'
+    FROM _timbredb_batch b
+    WHERE NOT (isfinite(b.cosine_distance) AND isfinite(b.l2_distance)) OR b.l2_distance < 0
+) LIMIT 1;
+
+-- name: import_pair_distances_batches
+-- params: {"run_id": null, "imported_from": null}
+-- Record the batches (by batch_key) of the registered batch's new pair distances that are not recorded
+-- yet (modality 'audio', as the ingest records them), with their provenance, size and time.
+INSERT INTO embedding_batches (batch_id, space_id, run_id, modality, n_items, device, dtype, provenance, created_at,
+                               batch_key, imported_from)
+SELECT nextval('batch_id_seq'), nb.space_id, $run_id, 'audio', nb.n_items, nb.device, nb.dtype, nb.provenance,
+       nb.created_at, nb.batch_key, $imported_from
+FROM (
+    SELECT DISTINCT ON (batch_key) batch_key, space_id,
+           coalesce(batch_n_items, count(*) OVER (PARTITION BY batch_key))::INTEGER AS n_items,
+           device, dtype, provenance, coalesce(batch_created_at, now()::TIMESTAMP) AS created_at
+    FROM (SELECT * FROM _timbredb_batch b ANTI JOIN pair_distances p USING (space_id, clip_sha256_a, clip_sha256_b))
+    ORDER BY batch_key
+) nb
+ANTI JOIN embedding_batches x ON x.batch_key = nb.batch_key;
+
+-- name: import_pair_distances_merge
+-- params: {}
+-- Insert the registered batch's pair distances that are not stored, under the batches their batch_key names.
+INSERT OR IGNORE INTO pair_distances (space_id, clip_sha256_a, clip_sha256_b, cosine_distance, l2_distance, n_samples,
+                                      batch_id)
+SELECT DISTINCT ON (b.space_id, b.clip_sha256_a, b.clip_sha256_b)
+       b.space_id, b.clip_sha256_a, b.clip_sha256_b, b.cosine_distance, b.l2_distance, b.n_samples, x.batch_id
+FROM _timbredb_batch b JOIN embedding_batches x ON x.batch_key = b.batch_key;
+
 -- name: import_instruments_conflicts
 -- params: {}
 -- columns: key, differs
@@ -328,6 +439,75 @@ FROM _timbredb_batch b ANTI JOIN instruments i USING (dataset, instrument) LIMIT
 -- Insert the registered batch's ratings that are not stored.
 INSERT OR IGNORE INTO ratings (dataset, instrument, descriptor, column_name, rating)
 SELECT DISTINCT ON (dataset, instrument, descriptor) dataset, instrument, descriptor, column_name, rating FROM _timbredb_batch;
+
+-- name: import_listener_ratings_conflicts
+-- params: {}
+-- columns: key, differs
+-- Per-listener ratings of the registered batch stored (or repeated) with another value.
+SELECT b.dataset || ' / ' || b.instrument || ' / ' || b.descriptor || ' / ' || b.listener AS key, 'rating' AS differs
+FROM _timbredb_batch b JOIN listener_ratings r USING (dataset, instrument, descriptor, listener)
+WHERE b.rating IS DISTINCT FROM r.rating
+UNION ALL
+SELECT dataset || ' / ' || instrument || ' / ' || descriptor || ' / ' || listener, 'repeated in the file with other values'
+FROM (SELECT DISTINCT dataset, instrument, descriptor, listener, rating FROM _timbredb_batch)
+GROUP BY dataset, instrument, descriptor, listener HAVING count(*) > 1
+LIMIT 1;
+
+-- name: import_listener_ratings_merge
+-- params: {}
+-- Insert the registered batch's per-listener ratings that are not stored (the file they were read from kept).
+INSERT OR IGNORE INTO listener_ratings (dataset, instrument, descriptor, listener, rating, source)
+SELECT DISTINCT ON (dataset, instrument, descriptor, listener) dataset, instrument, descriptor, listener, rating, source
+FROM _timbredb_batch;
+
+-- name: import_rating_sds_conflicts
+-- params: {}
+-- columns: key, differs
+-- Listener SDs of the registered batch stored (or repeated) with another SD or panel size.
+SELECT b.dataset || ' / ' || b.instrument || ' / ' || b.descriptor AS key,
+       concat_ws(', ', CASE WHEN b.sd IS DISTINCT FROM r.sd THEN 'sd' END,
+                 CASE WHEN b.n_listeners IS DISTINCT FROM r.n_listeners THEN 'n_listeners' END) AS differs
+FROM _timbredb_batch b JOIN rating_sds r USING (dataset, instrument, descriptor)
+WHERE differs <> ''
+UNION ALL
+SELECT dataset || ' / ' || instrument || ' / ' || descriptor, 'repeated in the file with other values'
+FROM (SELECT DISTINCT dataset, instrument, descriptor, sd, n_listeners FROM _timbredb_batch)
+GROUP BY dataset, instrument, descriptor HAVING count(*) > 1
+LIMIT 1;
+
+-- name: import_rating_sds_merge
+-- params: {}
+-- Insert the registered batch's listener SDs that are not stored.
+INSERT OR IGNORE INTO rating_sds (dataset, instrument, descriptor, sd, n_listeners, source)
+SELECT DISTINCT ON (dataset, instrument, descriptor) dataset, instrument, descriptor, sd, n_listeners, source
+FROM _timbredb_batch;
+
+-- name: import_exp1_imported_conflicts
+-- params: {}
+-- columns: key, differs
+-- Imported exp1 results of the registered batch stored (or repeated) with other values.
+SELECT b.dataset || ' / ' || b.model || ' / ' || b.level || ' / ' || b.split || ' / ' || b.unit AS key,
+       concat_ws(', ', CASE WHEN b.model_id IS DISTINCT FROM x.model_id THEN 'model_id' END,
+                 CASE WHEN b.pearson_r IS DISTINCT FROM x.pearson_r THEN 'pearson_r' END,
+                 CASE WHEN b.spearman_rho IS DISTINCT FROM x.spearman_rho THEN 'spearman_rho' END,
+                 CASE WHEN b.file_sha256 IS DISTINCT FROM x.file_sha256 THEN 'file_sha256' END) AS differs
+FROM _timbredb_batch b JOIN exp1_imported x USING (dataset, model, level, split, unit)
+WHERE differs <> ''
+UNION ALL
+SELECT dataset || ' / ' || model || ' / ' || level || ' / ' || split || ' / ' || unit, 'repeated in the file with other values'
+FROM (SELECT DISTINCT dataset, model, level, split, unit, model_id, pearson_r, spearman_rho, file_sha256 FROM _timbredb_batch)
+GROUP BY dataset, model, level, split, unit HAVING count(*) > 1
+LIMIT 1;
+
+-- name: import_exp1_imported_merge
+-- params: {}
+-- Insert the registered batch's imported exp1 results that are not stored.
+INSERT OR IGNORE INTO exp1_imported (dataset, model, model_id, level, split, unit, pearson_r, spearman_rho, file, file_sha256,
+                                     line, imported_at)
+SELECT DISTINCT ON (dataset, model, level, split, unit)
+       dataset, model, model_id, level, split, unit, pearson_r, spearman_rho, file, file_sha256, line,
+       coalesce(imported_at, now()::TIMESTAMP)
+FROM _timbredb_batch;
 
 -- name: import_dissimilarity_datasets_conflicts
 -- params: {}
@@ -446,20 +626,22 @@ FROM _timbredb_batch;
 -- params: {}
 -- columns: key, differs
 -- Variants of the registered batch stored (or repeated) with another rendering.
-SELECT b.source_sha256 || ' / ' || b.effect || ' / ' || b.descriptor || ' / ' || b.strength::VARCHAR || ' / '
-           || b.renderer_version AS key,
+SELECT b.source_sha256 || ' / ' || b.dataset || ' / ' || b.effect || ' / ' || b.descriptor || ' / ' || b.strength::VARCHAR
+           || ' / ' || b.renderer_version AS key,
        concat_ws(', ', CASE WHEN b.clip_sha256 IS DISTINCT FROM v.clip_sha256 THEN 'clip_sha256' END,
                  CASE WHEN b.params IS DISTINCT FROM v.params::VARCHAR THEN 'params' END,
                  CASE WHEN b.duration_s IS DISTINCT FROM v.duration_s THEN 'duration_s' END,
                  CASE WHEN b.tail_s IS DISTINCT FROM v.tail_s THEN 'tail_s' END) AS differs
-FROM _timbredb_batch b JOIN variants v USING (source_sha256, effect, descriptor, strength, renderer_version)
+FROM _timbredb_batch b JOIN variants v USING (source_sha256, dataset, effect, descriptor, strength, renderer_version)
 WHERE differs <> ''
 UNION ALL
-SELECT source_sha256 || ' / ' || effect || ' / ' || descriptor || ' / ' || strength::VARCHAR || ' / ' || renderer_version,
+SELECT source_sha256 || ' / ' || dataset || ' / ' || effect || ' / ' || descriptor || ' / ' || strength::VARCHAR || ' / '
+           || renderer_version,
        'repeated in the file with other values'
-FROM (SELECT DISTINCT source_sha256, effect, descriptor, strength, renderer_version, clip_sha256, params, duration_s, tail_s
+FROM (SELECT DISTINCT source_sha256, dataset, effect, descriptor, strength, renderer_version, clip_sha256, params, duration_s,
+             tail_s
       FROM _timbredb_batch)
-GROUP BY source_sha256, effect, descriptor, strength, renderer_version HAVING count(*) > 1
+GROUP BY source_sha256, dataset, effect, descriptor, strength, renderer_version HAVING count(*) > 1
 LIMIT 1;
 
 -- name: import_variants_orphans
@@ -477,10 +659,10 @@ SELECT problem FROM (
 -- name: import_variants_merge
 -- params: {"run_id": null}
 -- Insert the registered batch's variants that are not stored, with the times they were made and last used.
-INSERT OR IGNORE INTO variants (source_sha256, effect, descriptor, strength, renderer_version, clip_sha256, params,
+INSERT OR IGNORE INTO variants (source_sha256, dataset, effect, descriptor, strength, renderer_version, clip_sha256, params,
                                 duration_s, tail_s, run_id, created_at, seen_at)
-SELECT DISTINCT ON (source_sha256, effect, descriptor, strength, renderer_version)
-       source_sha256, effect, descriptor, strength, renderer_version, clip_sha256, params, duration_s, tail_s, $run_id,
+SELECT DISTINCT ON (source_sha256, dataset, effect, descriptor, strength, renderer_version)
+       source_sha256, dataset, effect, descriptor, strength, renderer_version, clip_sha256, params, duration_s, tail_s, $run_id,
        coalesce(created_at, now()::TIMESTAMP), coalesce(seen_at, created_at, now()::TIMESTAMP)
 FROM _timbredb_batch;
 
@@ -488,30 +670,31 @@ FROM _timbredb_batch;
 -- params: {}
 -- columns: key, differs
 -- Imported exp2 rows of the registered batch stored (or repeated) with other values.
-SELECT b.model || ' / ' || b.effect || ' / ' || b.source || ' / ' || b.descriptor || ' / ' || b.prompt || ' / '
-           || b.strength::VARCHAR AS key,
+SELECT b.model || ' / ' || b.dataset || ' / ' || b.effect || ' / ' || b.source || ' / ' || b.descriptor || ' / '
+           || b.prompt || ' / ' || b.strength::VARCHAR AS key,
        concat_ws(', ', CASE WHEN b.template IS DISTINCT FROM x.template THEN 'template' END,
                  CASE WHEN b.original_cosine IS DISTINCT FROM x.original_cosine THEN 'original_cosine' END,
                  CASE WHEN b.variant_cosine IS DISTINCT FROM x.variant_cosine THEN 'variant_cosine' END,
                  CASE WHEN b.delta IS DISTINCT FROM x.delta THEN 'delta' END,
                  CASE WHEN b.file_sha256 IS DISTINCT FROM x.file_sha256 THEN 'file_sha256' END) AS differs
-FROM _timbredb_batch b JOIN exp2_imported x USING (model, effect, source, descriptor, prompt, strength)
+FROM _timbredb_batch b JOIN exp2_imported x USING (model, dataset, effect, source, descriptor, prompt, strength)
 WHERE differs <> ''
 UNION ALL
-SELECT model || ' / ' || effect || ' / ' || source || ' / ' || descriptor || ' / ' || prompt || ' / ' || strength::VARCHAR,
+SELECT model || ' / ' || dataset || ' / ' || effect || ' / ' || source || ' / ' || descriptor || ' / ' || prompt || ' / '
+           || strength::VARCHAR,
        'repeated in the file with other values'
-FROM (SELECT DISTINCT model, effect, source, descriptor, prompt, strength, template, original_cosine, variant_cosine, delta,
-             file_sha256 FROM _timbredb_batch)
-GROUP BY model, effect, source, descriptor, prompt, strength HAVING count(*) > 1
+FROM (SELECT DISTINCT model, dataset, effect, source, descriptor, prompt, strength, template, original_cosine, variant_cosine,
+             delta, file_sha256 FROM _timbredb_batch)
+GROUP BY model, dataset, effect, source, descriptor, prompt, strength HAVING count(*) > 1
 LIMIT 1;
 
 -- name: import_exp2_imported_merge
 -- params: {}
 -- Insert the registered batch's imported exp2 rows that are not stored.
-INSERT OR IGNORE INTO exp2_imported (model, effect, source, descriptor, template, prompt, strength, original_cosine,
+INSERT OR IGNORE INTO exp2_imported (model, dataset, effect, source, descriptor, template, prompt, strength, original_cosine,
                                      variant_cosine, delta, file, file_sha256, line, imported_at)
-SELECT DISTINCT ON (model, effect, source, descriptor, prompt, strength)
-       model, effect, source, descriptor, template, prompt, strength, original_cosine, variant_cosine, delta, file,
+SELECT DISTINCT ON (model, dataset, effect, source, descriptor, prompt, strength)
+       model, dataset, effect, source, descriptor, template, prompt, strength, original_cosine, variant_cosine, delta, file,
        file_sha256, line, coalesce(imported_at, now()::TIMESTAMP)
 FROM _timbredb_batch;
 
