@@ -180,6 +180,23 @@ def test_permuted_pearson_is_row_pearson_bit_for_bit() -> None:
             assert got.tobytes() == expected.tobytes(), n
 
 
+def test_resampled_pearson_is_row_pearson_bit_for_bit() -> None:
+    from timbredb.analysis.exp1 import resampled_pearson, row_pearson
+
+    rng = np.random.default_rng(6)
+    for n in (2, 3, 5, 16, 61, 200):
+        for x, y in ((rng.standard_normal(n), rng.standard_normal(n)),
+                     (np.round(rng.standard_normal(n), 1) * 1e-7, rng.integers(0, 3, n).astype(np.float64)),
+                     (np.full(n, 0.1), rng.standard_normal(n)), (rng.standard_normal(n) + 1e9, np.full(n, 3.0))):
+            idx = rng.integers(0, n, size=(256, n))
+            idx[0] = 0  # a resample of one pair repeated: a constant row
+            with np.errstate(all="ignore"):
+                expected = row_pearson(x[idx], y[idx])
+            got = resampled_pearson(x, y, idx)
+            assert got.tobytes() == expected.tobytes(), n
+            assert np.isnan(got[0])
+
+
 def test_vector_matrices_are_the_arrow_paths(store: Path) -> None:
     from timbredb.store import Store, _arrow_to_matrix
 

@@ -74,16 +74,51 @@ def row_pearson(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.fl
     return np.where(constant, np.nan, np.clip(r, -1.0, 1.0))
 
 
+def _constant_rows(a: NDArray[np.float64]) -> NDArray[np.bool_]:
+    """``np.ptp(a, axis=1) == 0`` for finite values: a row whose first two values differ is not
+    constant, so only the few rows where they are equal are scanned in full."""
+    if a.shape[1] < 2:
+        return np.ones(a.shape[0], dtype=bool)
+    out = np.zeros(a.shape[0], dtype=bool)
+    candidates = np.flatnonzero(a[:, 0] == a[:, 1])
+    if candidates.size:
+        sub = a[candidates]
+        out[candidates] = sub.max(axis=1) == sub.min(axis=1)
+    return out
+
+
+def resampled_pearson(x: NDArray[np.float64], y: NDArray[np.float64], idx: NDArray[np.intp]) -> NDArray[np.float64]:
+    """``row_pearson(x[idx], y[idx])`` for a (k, n) array of resampled indices, the same bits in
+    about half the time: the same element-wise operations and row reductions, on the gathered
+    rows in place (no temporary (k, n) arrays beyond one), and the constant-row test as max ==
+    min (``ptp == 0`` for finite values, which these are) on the rows that may be constant."""
+    xs = np.take(x, idx)
+    ys = np.take(y, idx)
+    constant = _constant_rows(xs) | _constant_rows(ys)
+    xs -= xs.mean(axis=1, keepdims=True)
+    ys -= ys.mean(axis=1, keepdims=True)
+    t = np.multiply(xs, ys)
+    num = t.sum(axis=1)
+    sxx = np.multiply(xs, xs, out=t).sum(axis=1)
+    syy = np.multiply(ys, ys, out=t).sum(axis=1)
+    den = np.sqrt(sxx * syy)
+    constant |= den == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = num / np.where(constant, 1.0, den)
+    return np.where(constant, np.nan, np.clip(r, -1.0, 1.0))
+
+
 def permuted_pearson(x: NDArray[np.float64], y: NDArray[np.float64], idx: NDArray[np.intp]) -> NDArray[np.float64]:
     """``row_pearson(broadcast_to(x, (k, n)), y[idx])`` for k permutations ``idx`` of y, the same bits
     for less work: the k rows of x are one row (its mean, deviations and their sum of squares are
     computed once, as NumPy computes them per row), and the range of every permuted row of y is
     the range of y (max and min are exact)."""
     xm = x - x.mean()
-    yp = y[idx]
-    ym = yp - yp.mean(axis=1, keepdims=True)
-    num = (xm * ym).sum(axis=1)
-    den = np.sqrt((xm * xm).sum() * (ym * ym).sum(axis=1))
+    ym = np.take(y, idx)
+    ym -= ym.mean(axis=1, keepdims=True)
+    t = np.multiply(ym, xm)  # x * y == y * x, bit for bit
+    num = t.sum(axis=1)
+    den = np.sqrt((xm * xm).sum() * np.multiply(ym, ym, out=t).sum(axis=1))
     constant = (np.ptp(x) == 0) | (np.ptp(y) == 0) | (den == 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = num / np.where(constant, 1.0, den)
@@ -106,7 +141,7 @@ def bootstrap_ci(
     if n_bootstrap <= 0 or n < 2:
         return float("nan"), float("nan")
     idx = rng.integers(0, n, size=(n_bootstrap, n))
-    return stats.percentile_interval(row_pearson(x[idx], y[idx]))
+    return stats.percentile_interval(resampled_pearson(x, y, idx))
 
 
 def permutation_p(
