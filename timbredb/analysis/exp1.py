@@ -27,6 +27,7 @@ a number does not change with the other models in the store.
 
 from __future__ import annotations
 
+import threading
 import zlib
 
 import numpy as np
@@ -74,6 +75,29 @@ def row_pearson(x: NDArray[np.float64], y: NDArray[np.float64]) -> NDArray[np.fl
     return np.where(constant, np.nan, np.clip(r, -1.0, 1.0))
 
 
+#: per thread (`timbredb serve` runs analyses on threads), reusable (k, n) work arrays
+_LOCAL = threading.local()
+#: the largest work array kept for reuse (elements): 4 of them at 8 bytes, at most 32 MiB a thread
+_SCRATCH_MAX = 1 << 20
+
+
+def _scratch(slot: str, shape: tuple[int, int]) -> NDArray[np.float64]:
+    """A float64 work array of ``shape``, the same one on every call with this slot and shape.
+
+    Fresh (k, n) arrays for every cell were page-faulted in anew each time (glibc hands the
+    memory back on free): a third of `query exp1`'s system time. Contents are undefined.
+    """
+    if shape[0] * shape[1] > _SCRATCH_MAX:
+        return np.empty(shape)
+    bufs: dict[tuple[str, tuple[int, int]], NDArray[np.float64]] = _LOCAL.__dict__.setdefault("bufs", {})
+    buf = bufs.get((slot, shape))
+    if buf is None:
+        if len(bufs) >= 32:  # a few shapes per run (one per split size); never grows without bound
+            bufs.clear()
+        buf = bufs[(slot, shape)] = np.empty(shape)
+    return buf
+
+
 def _constant_rows(a: NDArray[np.float64]) -> NDArray[np.bool_]:
     """``np.ptp(a, axis=1) == 0`` for finite values: a row whose first two values differ is not
     constant, so only the few rows where they are equal are scanned in full."""
@@ -92,12 +116,14 @@ def resampled_pearson(x: NDArray[np.float64], y: NDArray[np.float64], idx: NDArr
     about half the time: the same element-wise operations and row reductions, on the gathered
     rows in place (no temporary (k, n) arrays beyond one), and the constant-row test as max ==
     min (``ptp == 0`` for finite values, which these are) on the rows that may be constant."""
-    xs = np.take(x, idx)
-    ys = np.take(y, idx)
+    shape = (idx.shape[0], idx.shape[1])
+    # mode="clip": the indices are in range, so the same values, written straight into out (unbuffered)
+    xs = np.take(np.asarray(x, dtype=np.float64), idx, out=_scratch("xs", shape), mode="clip")
+    ys = np.take(np.asarray(y, dtype=np.float64), idx, out=_scratch("ys", shape), mode="clip")
     constant = _constant_rows(xs) | _constant_rows(ys)
     xs -= xs.mean(axis=1, keepdims=True)
     ys -= ys.mean(axis=1, keepdims=True)
-    t = np.multiply(xs, ys)
+    t = np.multiply(xs, ys, out=_scratch("t", shape))
     num = t.sum(axis=1)
     sxx = np.multiply(xs, xs, out=t).sum(axis=1)
     syy = np.multiply(ys, ys, out=t).sum(axis=1)
@@ -113,10 +139,11 @@ def permuted_pearson(x: NDArray[np.float64], y: NDArray[np.float64], idx: NDArra
     for less work: the k rows of x are one row (its mean, deviations and their sum of squares are
     computed once, as NumPy computes them per row), and the range of every permuted row of y is
     the range of y (max and min are exact)."""
+    shape = (idx.shape[0], idx.shape[1])
     xm = x - x.mean()
-    ym = np.take(y, idx)
+    ym = np.take(np.asarray(y, dtype=np.float64), idx, out=_scratch("ys", shape), mode="clip")
     ym -= ym.mean(axis=1, keepdims=True)
-    t = np.multiply(ym, xm)  # x * y == y * x, bit for bit
+    t = np.multiply(ym, xm, out=_scratch("t", shape))  # x * y == y * x, bit for bit
     num = t.sum(axis=1)
     den = np.sqrt((xm * xm).sum() * np.multiply(ym, ym, out=t).sum(axis=1))
     constant = (np.ptp(x) == 0) | (np.ptp(y) == 0) | (den == 0)
@@ -151,7 +178,8 @@ def permutation_p(
     if n_permutations <= 0 or not np.isfinite(r):
         return float("nan")
     n = x.shape[0]
-    idx = np.argsort(rng.random((n_permutations, n)), axis=1)
+    # the generator's draws written into a reused array: the same numbers
+    idx = np.argsort(rng.random((n_permutations, n), out=_scratch("keys", (n_permutations, n))), axis=1)
     r_perm = permuted_pearson(x, y, idx)
     # a tolerance so that permutations reproducing r exactly (up to rounding) count
     hits = int(np.count_nonzero(np.abs(r_perm) >= abs(r) - 1e-12))
