@@ -210,3 +210,40 @@ def test_vector_matrices_are_the_arrow_paths(store: Path) -> None:
             # and the zero-copy Arrow branch against pyarrow's own flatten
             flat = tbl.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
             assert ref.tobytes() == flat.astype(np.float32).reshape(len(keys), -1).tobytes()
+
+
+def test_query_outputs_are_those_of_scipy_and_the_plain_kernels(filled_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """exp1, exp2, exp3 on a filled store print the same bytes with SciPy's statistics and the
+    plain row_pearson kernels in place of the NumPy statistics and the in-place kernels."""
+    import warnings
+
+    from scipy import stats as sps
+
+    from timbredb.analysis import exp1, exp3, registry
+    from timbredb.analysis import stats as tstats
+    from timbredb.store import Store
+
+    def run_all() -> dict[str, str]:
+        out = {}
+        with Store(filled_db, read_only=True) as store:
+            for exp in ("exp1", "exp2", "exp3"):
+                out[exp] = render(registry.run(exp, store, n_bootstrap=200) if exp != "exp2"
+                                  else registry.run(exp, store), "json")
+        return out
+
+    new = run_all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        monkeypatch.setattr(tstats, "pearsonr_statistic", lambda x, y: sps.pearsonr(x, y).statistic)
+        monkeypatch.setattr(tstats, "spearmanr_statistic", lambda x, y: sps.spearmanr(x, y).statistic)
+        monkeypatch.setattr(tstats, "kendalltau_b_statistic", lambda x, y: sps.kendalltau(x, y, variant="b").statistic)
+        monkeypatch.setattr(tstats, "false_discovery_control_bh", lambda p: sps.false_discovery_control(p, method="bh"))
+        monkeypatch.setattr(exp3, "spearmanr_statistic", lambda x, y: sps.spearmanr(x, y).statistic)
+        monkeypatch.setattr(exp3, "kendalltau_b_statistic", lambda x, y: sps.kendalltau(x, y, variant="b").statistic)
+        monkeypatch.setattr(exp1, "resampled_pearson", lambda x, y, idx: exp1.row_pearson(x[idx], y[idx]))
+        monkeypatch.setattr(exp1, "permuted_pearson",
+                            lambda x, y, idx: exp1.row_pearson(np.broadcast_to(x, idx.shape), y[idx]))
+        old = run_all()
+    for exp in new:
+        assert len(json.loads(new[exp])) > 0, exp
+        assert new[exp] == old[exp], exp

@@ -343,8 +343,8 @@ class Store:
         return keys, _series_to_matrix(df["embedding"], len(keys))
 
     @contextmanager
-    def _registered(self, tbl: pa.Table) -> Iterator[None]:
-        """Expose an Arrow table to the statements under the name ``_timbredb_batch``."""
+    def _registered(self, tbl: pa.Table | pl.DataFrame) -> Iterator[None]:
+        """Expose an Arrow table (or a polars frame) to the statements under the name ``_timbredb_batch``."""
         self.con.register(BATCH, tbl)
         try:
             yield
@@ -559,12 +559,11 @@ class Store:
 
     # ------------------------------------------------------------ pairwise spaces
     @staticmethod
-    def _pair_table(pairs: Sequence[tuple[str, str]]) -> pa.Table:
+    def _pair_table(pairs: Sequence[tuple[str, str]]) -> pl.DataFrame:
+        # a polars frame, not pa.array/pa.table: those import pandas (half a second of a `query exp3`)
         canon = [(a, b) if a <= b else (b, a) for a, b in pairs]
-        return pa.table({
-            "clip_sha256_a": pa.array([p[0] for p in canon], pa.string()),
-            "clip_sha256_b": pa.array([p[1] for p in canon], pa.string()),
-        })
+        return pl.DataFrame({"clip_sha256_a": [p[0] for p in canon], "clip_sha256_b": [p[1] for p in canon]},
+                            schema={"clip_sha256_a": pl.String, "clip_sha256_b": pl.String})
 
     def missing_pairs(self, space_id: str, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         """The pairs (as (smaller, larger) hash, in input order, without repeats) a pairwise space lacks."""
