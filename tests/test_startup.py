@@ -247,3 +247,24 @@ def test_query_outputs_are_those_of_scipy_and_the_plain_kernels(filled_db: Path,
     for exp in new:
         assert len(json.loads(new[exp])) > 0, exp
         assert new[exp] == old[exp], exp
+
+
+def test_permutation_p_is_two_sided_against_scipy_exact() -> None:
+    """exp1's permutation p (through the in-place kernel) against SciPy's exact two-sided
+    permutation p of Pearson r (all 8! orderings): a one-sided p would be about half of it,
+    or near 1 for a negative r."""
+    from scipy import stats as sps
+
+    from timbredb.analysis.exp1 import permutation_p
+
+    rng = np.random.default_rng(0)
+    for sign in (1.0, -1.0):
+        x = rng.standard_normal(8)
+        y = sign * 0.8 * x + rng.standard_normal(8)
+        r = float(sps.pearsonr(x, y).statistic)
+        exact = sps.pearsonr(x, y, method=sps.PermutationMethod(n_resamples=np.inf)).pvalue
+        p = permutation_p(x, y, r, 20_000, np.random.default_rng(8))
+        # p near 0.028: its Monte Carlo SD at 20,000 permutations is 0.0012; a one-sided p
+        # (about 0.014, or about 0.986 against the sign) is far outside
+        assert abs(p - exact) < 0.005, (sign, p, exact)
+        assert 0.02 < exact < 0.05, exact
