@@ -49,6 +49,8 @@ def rich_db(filled_db: Path, synth_data_dir: Path, tmp_path_factory: pytest.Temp
     cli("sql", "SELECT * FROM exp2_trajectories WHERE origin = 'local' AND effect IN ('eq', 'safe-eq') "
                "AND template = 'a {} sound'", "--format", "csv", "--output", str(csv))
     cli("import", "exp2", str(csv), "--model", "elsewhere")
+    # a fine-tuned space (issue 15): its record and weights travel with it
+    cli("finetune", "--model", "socialfx-eq", "--epochs", "2", "--device", "cpu")
     return db
 
 
@@ -136,7 +138,8 @@ def test_a_carried_table_has_the_columns_types_and_key_of_the_store(tmp_path: Pa
     assert [set(k[0]) for k in keys] == ([set(spec.key)] if spec.key else []), name
     assert set(spec.compared) | set(spec.key) <= set(spec.store_columns)
     assert {c for c, _ in spec.defaults} <= set(spec.store_columns) - set(spec.optional)
-    assert spec.partitioned == ("space_id" in spec.key and name != "spaces")
+    # per-space tables are partitioned by space; spaces and finetunes hold one row per space
+    assert spec.partitioned == ("space_id" in spec.key and name not in ("spaces", "finetunes"))
 
 
 # ---------------------------------------------------------------- round trip
@@ -186,7 +189,7 @@ def test_files_are_self_describing_partitioned_by_space_and_readable_by_duckdb(r
     assert spaces == {sid: (dim, comparison) for sid, dim, comparison in
                       db_rows(rich_db, "SELECT space_id, dim, comparison FROM spaces")}
     vector_spaces = {sid: dim for sid, (dim, comparison) in spaces.items() if comparison == "vector"}
-    assert len(vector_spaces) == 2
+    assert len(vector_spaces) == 3  # mfcc, socialfx-eq and socialfx-eq's fine-tuned space
     for space_id, dim in vector_spaces.items():
         files = sorted((exported / "audio_embeddings" / f"space_id={space_id}").glob("*.parquet"))
         assert len(files) > 1  # --rows-per-file 7 split them

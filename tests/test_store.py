@@ -184,6 +184,11 @@ CORRUPTIONS = {
     "check_pair_orphans": "UPDATE spaces SET comparison = 'vector' WHERE label = 'mfcc-frames'",
     "check_pair_non_finite": "UPDATE pair_distances SET l2_distance = CAST('nan' AS DOUBLE) "
                              "WHERE clip_sha256_a = (SELECT min(clip_sha256_a) FROM pair_distances)",
+    # issue 15: a fine-tuning record whose tuned space is not stored
+    "check_finetune_orphans": "INSERT INTO finetunes (space_id, label, base_space_id, base_label, method, seed, config, "
+                              "split, train_data_sha256, weights, weights_sha256, history, seconds) SELECT 'gone', "
+                              "'mfcc+ft-gone', space_id, label, 'adapter', 0, '{}', '{}', '', 'x'::BLOB, sha256('x'::BLOB), "
+                              "'[]', 0 FROM spaces WHERE label = 'mfcc'",
 }
 
 

@@ -29,6 +29,8 @@ CORE_CHECKS: tuple[tuple[str, str], ...] = (
     ("files pointing at clips that are not stored", "check_file_orphans"),
     ("pair distances of unknown clips or of spaces that are not pairwise", "check_pair_orphans"),
     ("pair distances that are NaN, infinite or negative", "check_pair_non_finite"),
+    # issue 15: fine-tuned spaces
+    ("fine-tuned spaces whose space or base space is missing, or whose weights changed", "check_finetune_orphans"),
 )
 
 

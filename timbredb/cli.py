@@ -395,7 +395,9 @@ def describe(obj: Ctx, files: tuple[Path, ...], model_names: tuple[str, ...], k:
 
     check_template(template)
     names = _split_models(",".join(model_names)) if model_names else [default_text_model(obj.data_dir)]
-    loaded = [load(n, device=device, data_dir=obj.data_dir, allow_unpinned=allow_unpinned) for n in names or []]
+    # store_path: a fine-tuned space's weights live in its store (issue 15)
+    loaded = [load(n, device=device, data_dir=obj.data_dir, allow_unpinned=allow_unpinned, store_path=obj.db)
+              for n in names or []]
     paths: list[str] = []
     for f in files:
         found = find_audio_files(f) if f.is_dir() else [f]
@@ -563,6 +565,87 @@ def export_exp1(obj: Ctx, out_dir: Path, model: str | None, dataset: str, templa
     summary = export_results(result, out_dir)
     click.echo(f"{summary['folder']}: {', '.join(summary['files'])}")
 # ---- end issue 11
+
+
+# ---- issue 15: fine-tuning (docs/finetune.md)
+@cli.command()
+@click.option("--model", "model", required=True, metavar="M",
+              help="The base space (a label naming exactly one stored space with audio and text vectors).")
+@click.option("--method", type=click.Choice(["adapter", "lora"]), default="adapter", show_default=True,
+              help="adapter: a residual head trained on the stored vectors (any model); lora: low-rank adapters "
+                   "on LAION-CLAP's audio attention, trained end to end on re-rendered audio (needs peft).")
+@click.option("--train", default="audealize", show_default=True, metavar="DATASET[:E1,E2]",
+              help="The exp2 variants to learn from: audealize[:eq,reverb], socialfx-comp, safedb[:eq,...].")
+@click.option("--words", default=None, metavar="W1,W2", help="Only these words (default: every word with data).")
+@click.option("--hold-out-words", default=None, metavar="W1,W2",
+              help="Words never trained on (evaluated as exp2-held-out-word).")
+@click.option("--hold-out-sources", default=None, metavar="S1,S2",
+              help="Sources (guitar, piano, drums, mixture, a --source stem) never trained on (exp2-held-out-source).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Epochs (default: adapter 200, lora 2).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds the initialisation and the batch order (same seed and data: the same bits on the CPU).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True,
+              help="Where training runs.")
+@click.option("--prompt", "template", default="a {} sound", show_default=True,
+              help="Prompt template of the target texts.")
+@click.option("--renderer", default=None, help="Renderer version of the variants (default: the latest each dataset used).")
+@click.option("--text-head", is_flag=True, help="adapter: also train a residual head on the text vectors.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Learning rate (default: adapter 1e-3, lora 5e-4).")
+@click.option("--batch-size", "batch_trajectories", type=click.IntRange(min=1), default=None,
+              help="Trajectories per step (default: adapter 32, lora 4).")
+@click.option("--anchor-weight", type=click.FloatRange(min=0), default=None,
+              help="Weight of the term that keeps the tuned vectors near the base ones (default 0.1).")
+@click.option("--format", "fmt", type=FORMATS_LIST, default="table", show_default=True, help="Output format.")
+@click.pass_obj
+def finetune(obj: Ctx, model: str, method: str, train: str, words: str | None, hold_out_words: str | None,
+             hold_out_sources: str | None, epochs: int | None, seed: int, device: str, template: str,
+             renderer: str | None, text_head: bool, lr: float | None, batch_trajectories: int | None,
+             anchor_weight: float | None, fmt: str) -> None:
+    """Fine-tune a space on the exp2 variants: a new space, e.g. laion-clap+ft-1a2b3c4d.
+
+    Trains on the variants of the words and sources not held out (InfoNCE over
+    the batch's words plus a ranking term that similarity to the word rises with
+    strength), then stores audio and text vectors for everything the base space
+    holds. Every --model accepts the new label; `timbredb query finetune --space
+    LABEL` compares it with its base.
+    """
+    from timbredb.finetune import FinetuneOptions, run_finetune
+
+    options = FinetuneOptions(
+        model=model, method=method, train=train, words=words, hold_out_words=hold_out_words,
+        hold_out_sources=hold_out_sources, epochs=epochs, seed=seed, device=device, template=template,
+        renderer=renderer, text_head=text_head, hyper={"lr": lr, "batch_trajectories": batch_trajectories,
+                                                                  "anchor_weight": anchor_weight},
+    )
+    bar: Any = None
+
+    def progress(epoch: int, total: int, terms: dict[str, float]) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc="finetune", unit="epoch", file=sys.stderr, leave=False, disable=None)
+        bar.set_postfix(loss=f"{terms['loss']:.4f}")
+        bar.update(1)
+
+    try:
+        result = run_finetune(obj.db, options, data_dir=obj.data_dir, warn=_warn, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if fmt == "json":
+        _emit(result, "json")
+    else:
+        tr, ho = result["train"], result["held_out"]
+        click.echo(f"space: {result['space']} (base {result['base']}, {result['method']}, seed {result['seed']}, "
+                   f"{result['epochs']} epochs, {result['seconds']:.1f} s)")
+        click.echo(f"train: {tr['n_trajectories']} trajectories ({tr['dataset']}: {', '.join(tr['effects'])}); "
+                   f"words {', '.join(tr['words'])}; sources {', '.join(tr['sources'])}")
+        click.echo(f"held out: words {', '.join(ho['words']) or '-'}; sources {', '.join(ho['sources']) or '-'} "
+                   f"({ho['n_trajectories']['word']} word, {ho['n_trajectories']['source']} source trajectories)")
+        click.echo(f"compare: timbredb query finetune --space {result['space']}")
+# ---- end issue 15
 
 
 # ---------------------------------------------------------------- Parquet interchange (export, import embeddings)

@@ -15,6 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+#: what separates a base space's label from the hash in a fine-tuned space's label
+#: (``laion-clap+ft-1a2b3c4d``; `timbredb finetune`, timbredb/finetune/)
+TUNED_MARK = "+ft-"
+
+
+def is_tuned(name: str) -> bool:
+    """Whether a --model value names a fine-tuned space (its label has ``TUNED_MARK``)."""
+    return TUNED_MARK in name
+
 
 @dataclass(frozen=True)
 class SpaceRecord:

@@ -892,10 +892,100 @@ class Store:
             out[str(name)] = int(self.con.execute(f"SELECT count(*) FROM {quoted}").fetchall()[0][0])
         return out
 
+    # ------------------------------------------------------------ fine-tuned spaces (issue 15)
+    def _frame(self, stmt: str, /, **params: Any) -> pl.DataFrame:
+        q = statement(stmt)
+        return self.frame(q.sql, bind(q, params) or None)
+
+    def finetune_points(
+        self, space_id: str, effects: Sequence[str], template: str, renderer: str | None = None
+    ) -> pl.DataFrame:
+        """The exp2 variants a fine-tuning run can learn from in one space (columns of ``finetune_points``)."""
+        return self._frame("finetune_points", space_id=space_id, effects=list(effects), template=template,
+                           renderer=renderer)
+
+    def text_matrix_all(self, space_id: str) -> tuple[list[str], NDArray[np.float32]]:
+        """Every text vector of a space, ordered by prompt."""
+        tbl = self._arrow("text_vectors_all", space_id=space_id)
+        keys = tbl.column("k").to_pylist()
+        return keys, _arrow_to_matrix(tbl.column("embedding"), len(keys))
+
+    def exp2_sources(self) -> list[dict[str, Any]]:
+        """Every stored exp2 source: source_sha256, label, kind, origin, sample_rate, channels, duration_s."""
+        keys = ("source_sha256", "label", "kind", "origin", "sample_rate", "channels", "duration_s")
+        return [dict(zip(keys, r)) for r in self._run("exp2_sources_all")]
+
+    def variant_rows(self, clip_hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """clip hash -> how it was rendered (source_sha256, dataset, effect, descriptor, strength,
+        renderer_version, params as JSON text), for the clips among ``clip_hashes`` that are exp2 variants."""
+        if not clip_hashes:
+            return {}
+        keys = ("clip_sha256", "source_sha256", "dataset", "effect", "descriptor", "strength", "renderer_version",
+                "params")
+        return {str(r[0]): dict(zip(keys, r)) for r in self._run("clip_variant_rows", hashes=list(clip_hashes))}
+
+    def finetune(self, key: str) -> dict[str, Any] | None:
+        """The fine-tuning record (weights included) of the space whose id or label is ``key``; None if none."""
+        rows = self._run("finetune_of", key=key)
+        if not rows:
+            return None
+        keys = ("space_id", "label", "base_space_id", "base_label", "method", "seed", "config", "split",
+                "train_data_sha256", "weights", "weights_sha256", "history", "seconds", "run_id", "created_at")
+        out = dict(zip(keys, rows[0]))
+        for k in ("config", "split", "history"):
+            out[k] = json.loads(out[k])
+        out["weights"] = bytes(out["weights"])
+        return out
+
+    def finetunes(self) -> list[dict[str, Any]]:
+        """Every fine-tuning record without its weights, oldest first."""
+        keys = ("space_id", "label", "base_space_id", "base_label", "method", "seed", "train_data_sha256",
+                "weights_sha256", "seconds", "created_at")
+        return [dict(zip(keys, r)) for r in self._run("finetunes_all")]
+
+    def add_tuned_space(
+        self,
+        rec: SpaceRecord,
+        record: dict[str, Any],
+        audio: tuple[Sequence[str], NDArray[np.float32]],
+        text: tuple[Sequence[str], NDArray[np.float32]],
+        device: str,
+        dtype: str,
+        provenance: dict[str, Any],
+        command: str,
+    ) -> dict[str, int]:
+        """Store a fine-tuned space whole: its run, space row, record (weights included) and every
+        vector, in one transaction, so a kill or an error leaves nothing of it.
+
+        Args:
+            record: the keys of ``finetune_insert`` except run_id (config, split and history as
+                JSON-able objects, weights as bytes).
+            audio, text: (keys, vectors) rows of the new space.
+            provenance: the batches' provenance (what made the vectors).
+
+        Returns:
+            {"run_id", "audio_vectors", "text_vectors"}.
+        """
+        with self.transaction():
+            run_id = self.start_run(command)
+            self.ensure_space(rec)
+            self._run("finetune_insert", **{**record, "config": json.dumps(record["config"], sort_keys=True),
+                                            "split": json.dumps(record["split"], sort_keys=True),
+                                            "history": json.dumps(record["history"]), "run_id": run_id})
+            counts = {"run_id": run_id, "audio_vectors": 0, "text_vectors": 0}
+            for modality, (keys, vectors) in (("audio", audio), ("text", text)):
+                if not len(keys):
+                    continue
+                batch = self.add_batch(rec.space_id, modality, len(keys), device, dtype, provenance, run_id)
+                insert = self.insert_audio_embeddings if modality == "audio" else self.insert_text_embeddings
+                counts[f"{modality}_vectors"] = insert(rec.space_id, keys, vectors, batch)
+            self.finish_run(run_id, {"finetune": rec.label, **{k: v for k, v in counts.items() if k != "run_id"}})
+        return counts
+
     # ------------------------------------------------------------ Parquet interchange (timbredb.interchange)
     #: interchange table -> the statement that exports it
     _EXPORTS: dict[str, str] = {
-        "spaces": "export_spaces", "clips": "export_clips", "clip_files": "export_clip_files",
+        "spaces": "export_spaces", "finetunes": "export_finetunes", "clips": "export_clips", "clip_files": "export_clip_files",
         "prompts": "export_prompts", "vocabularies": "export_vocabularies",
         "audio_embeddings": "export_audio_embeddings", "text_embeddings": "export_text_embeddings",
         "instruments": "export_instruments", "ratings": "export_ratings",
@@ -909,6 +999,7 @@ class Store:
     #: interchange table -> (conflict check, reference check, merge) statements; None where there is none
     _MERGES: dict[str, tuple[str | None, str | None, str]] = {
         "spaces": ("import_spaces_conflicts", None, "import_spaces_merge"),
+        "finetunes": ("import_finetunes_conflicts", "import_finetunes_orphans", "import_finetunes_merge"),
         "clips": ("import_clips_conflicts", None, "import_clips_merge"),
         "clip_files": (None, "import_clip_files_orphans", "import_clip_files_merge"),
         "prompts": ("import_prompts_conflicts", None, "import_prompts_merge"),

@@ -262,6 +262,31 @@ EXPERIMENTS: tuple[ExperimentSpec, ...] = (
         doc="docs/prompts.md",
     ),
     # ---- end issue 11
+    # ---- issue 15: fine-tuned spaces
+    ExperimentSpec(
+        name="finetune",
+        title="Fine-tuned space vs its base: exp2 held-out sources / held-out words / train, exp1, exp3 (paired).",
+        description="Spaces made by `timbredb finetune`. diff = tuned - base; p: two-sided paired sign-flip test "
+                    "over the units both have (trajectories, descriptors, instruments, anchors).",
+        datasets=("audealize", "ccmusic", "timbremetrics"),
+        run="timbredb.analysis.finetune:run_finetune_eval",
+        options=(
+            Option("space", "--space", "str", None,
+                   "The fine-tuned space (label, e.g. laion-clap+ft-1a2b3c4d); default every fine-tuned space."),
+            Option("template", "--prompt", "str", None,
+                   "exp2 prompt template (default: the one the space was trained with)."),
+            _dataset(),
+            Option("n_bootstrap", "--bootstrap", "int", 1000, "Bootstrap resamples (exp1/exp3 via compare).",
+                   minimum=0),
+            Option("n_permutations", "--permutations", "int", 10_000,
+                   "Random sign patterns when n > 20 (exact enumeration up to 20).", minimum=1),
+            _seed("random sign patterns"),
+        ),
+        report="timbredb.report.finetune:section",
+        published=(),
+        doc="docs/finetune.md",
+    ),
+    # ---- end issue 15
 )
 
 

@@ -85,10 +85,11 @@ def model_names(options: IngestOptions, data_dir: Path, warn: WarnFn = ignore) -
 
 
 def load_models(options: IngestOptions, data_dir: Path, warn: WarnFn = ignore,
-                names: list[str] | None = None) -> list[EmbeddingModel]:
+                names: list[str] | None = None, db: Path | None = None) -> list[EmbeddingModel]:
     """The run's models (``names``, default ``model_names()``), loaded: every one before any store
     is opened, so a model that cannot load (missing tokenizer, unreadable or tampered checkpoint)
-    fails the run before anything is written or a new store is created.
+    fails the run before anything is written or a new store is created. ``db``: the store a
+    fine-tuned space's weights are read from.
 
     Raises:
         ModelUnavailableError: no model usable here, or one that cannot load.
@@ -98,7 +99,7 @@ def load_models(options: IngestOptions, data_dir: Path, warn: WarnFn = ignore,
         names = model_names(options, data_dir, warn)
     models = [
         load(n, device=options.device, dtype=options.dtype, data_dir=data_dir, weights=options.weights,
-             allow_unpinned=options.allow_unpinned)
+             allow_unpinned=options.allow_unpinned, store_path=db)  # db: where a fine-tuned space lives
         for n in names
     ]
     for model in models:
@@ -143,7 +144,7 @@ def run_ingest(
             except DatasetError as exc:
                 download_problems[target] = str(exc)
     names = model_names(options, data_dir, warn)
-    models = load_models(options, data_dir, names=names)
+    models = load_models(options, data_dir, names=names, db=db)
     engine = _file_engine(options, names, data_dir)
     with Store(db) as store, _closing(engine):
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
@@ -197,7 +198,7 @@ def _run_ratings(
     from timbredb.datasets import rated
 
     path, (data, files) = prepared
-    models = load_models(options, data_dir, warn)
+    models = load_models(options, data_dir, warn, db=db)
     with Store(db) as store:
         ingestor = Ingestor(store, models, batch_size=options.batch_size, progress=progress, warn=warn,
                             command=f"ingest ratings {path}")
@@ -212,6 +213,13 @@ def _file_engine(options: IngestOptions, names: list[str], data_dir: Path) -> An
         return None
     if options.engine != "ray":
         raise TimbreDBError(f"--engine: unknown engine {options.engine!r}; choose local or ray")
+    from timbredb.spaces import is_tuned
+
+    tuned = [n for n in names if is_tuned(n)]
+    if tuned:
+        # a tuned space's weights are read from the store, which the driver holds open for writing
+        raise TimbreDBError(f"--engine ray: {', '.join(tuned)} is a fine-tuned space; its weights live in the store "
+                            "the driver writes, so Ray workers cannot load it; use --engine local")
     from timbredb.ingest.ray_engine import ModelSet, RayEngine, RaySettings
 
     models = ModelSet(tuple(names), options.device, options.dtype, str(data_dir),

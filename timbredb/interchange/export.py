@@ -74,6 +74,9 @@ def export_store(
         spaces = store.spaces(model)
         if model is not None and not spaces:
             raise InterchangeError(f"--model {model}: the store holds no such space")
+        # a fine-tuned space travels with its base space (its record and its model refer to it)
+        bases = {str(r["base_space_id"]) for r in store.finetunes() if r["space_id"] in {s.space_id for s in spaces}}
+        spaces += [s for s in store.spaces() if s.space_id in bases and s not in spaces]
         space_ids = [s.space_id for s in spaces] if ({"embeddings", "text"} & set(parts)) else []
         tables: dict[str, dict[str, Any]] = {}
 
@@ -96,6 +99,7 @@ def export_store(
             tmp.mkdir(parents=True)
             if space_ids:
                 dump("spaces", space_ids=space_ids)
+                dump("finetunes", space_ids=space_ids)  # what made the fine-tuned ones among them
             dump("clips", all_clips="clips" in parts, space_ids=space_ids if "embeddings" in parts else [],
                  results="results" in parts)
             if "clips" in parts:

@@ -109,6 +109,20 @@ TABLES: tuple[TableSpec, ...] = (
         optional=("checkpoint_sha256", "created_at", "comparison"),
     ),
     TableSpec(
+        # what made a fine-tuned space (`timbredb finetune`, migration 0009): written with its space, so the
+        # importing store can compare it with its base (`query finetune`) and embed new audio in it
+        "finetunes", "",
+        _schema(("space_id", pa.string()), ("label", pa.string()), ("base_space_id", pa.string()),
+                ("base_label", pa.string()), ("method", pa.string()), ("seed", pa.int64()), ("config", pa.string()),
+                ("split", pa.string()), ("train_data_sha256", pa.string()), ("weights", pa.binary()),
+                ("weights_sha256", pa.string()), ("history", pa.string()), ("seconds", pa.float64()),
+                ("created_at", _TS)),
+        key=("space_id",),
+        compared=("base_space_id", "method", "seed", "train_data_sha256", "weights_sha256"),
+        optional=("created_at",),
+        not_carried=("run_id",),
+    ),
+    TableSpec(
         "clips", "clips",
         _schema(("clip_sha256", pa.string()), ("source_path", pa.string()), ("duration_s", pa.float64()),
                 ("channels", pa.int32()), ("sample_rate", pa.int32()), ("n_frames", pa.int64()), ("added_at", _TS)),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from timbredb.errors import ModelUnavailableError, UnknownModelError
 from timbredb.models.base import Availability, EmbeddingModel, ModelSpec, Pin, WindowPolicy
+from timbredb.spaces import TUNED_MARK, is_tuned
 
 # ---- checkpoint pins (docs/models.md "Checkpoint pins" cites each source)
 # Only values found in public sources are recorded; a file without a published sha256 is
@@ -197,9 +198,12 @@ def specs() -> dict[str, ModelSpec]:
 def parse_name(name: str) -> tuple[ModelSpec, str | None]:
     """Split ``id[@checkpoint]`` and look the id up.
 
+    A fine-tuned space's label (``laion-clap+ft-1a2b3c4d``) names its base model.
+
     Raises:
         UnknownModelError: no such model id.
     """
+    name = name.split(TUNED_MARK, 1)[0]
     model_id, _, checkpoint = name.partition("@")
     table = specs()
     if model_id not in table:
@@ -239,14 +243,22 @@ def load(
     policy: WindowPolicy | str | None = None,
     check: bool = True,
     allow_unpinned: bool = False,
+    store_path: Path | None = None,
 ) -> EmbeddingModel:
     """Build a model object (weights load lazily, on first embed).
 
     Args:
-        name: ``id``, ``id@checkpoint``, optionally followed by ``/policy`` (a named policy).
+        name: ``id``, ``id@checkpoint``, optionally followed by ``/policy`` (a named policy);
+            or a fine-tuned space's label (``laion-clap+ft-1a2b3c4d``), read from ``store_path``.
         check: raise ModelUnavailableError now if the model cannot run here.
         allow_unpinned: load weights whose sha256 differs from the pinned one (recorded in provenance).
+        store_path: the store a fine-tuned space lives in (its weights are stored there).
     """
+    if is_tuned(name):
+        from timbredb.finetune.model import load_tuned
+
+        return load_tuned(name, store_path, device=device, dtype=dtype, data_dir=data_dir,
+                          allow_unpinned=allow_unpinned)
     name, _, policy_name = name.partition("/")
     if policy_name and policy is None:
         policy = policy_name  # a named policy of the model, e.g. "laion-clap/paper"

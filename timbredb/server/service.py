@@ -237,7 +237,8 @@ class Explorer:
                 m = self._models.get(key)
             if m is not None:
                 return m
-            m = load(key, device=self.options.device, data_dir=self.options.data_dir)
+            # store_path: a fine-tuned space's weights live in the store (issue 15)
+            m = load(key, device=self.options.device, data_dir=self.options.data_dir, store_path=self.options.db)
             if key not in self.options.preload:
                 with self.store() as store:
                     stored = {s.space_id for s in store.spaces()}

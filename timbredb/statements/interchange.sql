@@ -6,6 +6,14 @@ SELECT space_id, label, model_id, family, checkpoint, checkpoint_sha256, policy:
        similarity, modalities, created_at, comparison
 FROM spaces WHERE list_contains($space_ids, space_id) ORDER BY space_id;
 
+-- name: export_finetunes
+-- params: {"space_ids": []}
+-- columns: space_id, label, base_space_id, base_label, method, seed, config, split, train_data_sha256, weights, weights_sha256, history, seconds, created_at
+-- The fine-tuning records (weights included) of the spaces in $space_ids.
+SELECT space_id, label, base_space_id, base_label, method, seed, config::VARCHAR AS config, split::VARCHAR AS split,
+       train_data_sha256, weights, weights_sha256, history::VARCHAR AS history, seconds, created_at
+FROM finetunes WHERE list_contains($space_ids, space_id) ORDER BY space_id;
+
 -- name: export_clips
 -- params: {"all_clips": true, "space_ids": [], "results": false}
 -- columns: clip_sha256, source_path, duration_s, channels, sample_rate, n_frames, added_at
@@ -748,3 +756,45 @@ WHERE space_id = $space_id AND clip_sha256 IN (SELECT unnest($keys));
 -- The prompts of $keys that have a text vector in the space (key columns only).
 SELECT prompt AS k FROM text_embeddings
 WHERE space_id = $space_id AND prompt IN (SELECT unnest($keys));
+
+-- name: import_finetunes_conflicts
+-- params: {}
+-- columns: key, differs
+-- Fine-tuning records of the registered batch stored (or repeated) with another base, method, seed, data or weights.
+SELECT b.space_id AS key,
+       concat_ws(', ', CASE WHEN b.base_space_id IS DISTINCT FROM f.base_space_id THEN 'base_space_id' END,
+                 CASE WHEN b.method IS DISTINCT FROM f.method THEN 'method' END,
+                 CASE WHEN b.seed IS DISTINCT FROM f.seed THEN 'seed' END,
+                 CASE WHEN b.train_data_sha256 IS DISTINCT FROM f.train_data_sha256 THEN 'train_data_sha256' END,
+                 CASE WHEN b.weights_sha256 IS DISTINCT FROM f.weights_sha256 THEN 'weights_sha256' END) AS differs
+FROM _timbredb_batch b JOIN finetunes f USING (space_id)
+WHERE differs <> ''
+UNION ALL
+SELECT space_id, 'repeated in the file with other values'
+FROM (SELECT DISTINCT space_id, base_space_id, method, seed, train_data_sha256, weights_sha256 FROM _timbredb_batch)
+GROUP BY space_id HAVING count(*) > 1
+LIMIT 1;
+
+-- name: import_finetunes_orphans
+-- params: {}
+-- columns: problem
+-- A fine-tuning record of the registered batch whose space or base space is not stored, or whose weights do not
+-- match their sha256.
+SELECT 'fine-tuned space ' || b.label || ' (' || b.space_id || ') is not stored' AS problem
+FROM _timbredb_batch b ANTI JOIN spaces s USING (space_id)
+UNION ALL
+SELECT 'fine-tuned space ' || b.label || ': its base space ' || b.base_label || ' (' || b.base_space_id || ') is not stored'
+FROM _timbredb_batch b ANTI JOIN spaces s ON s.space_id = b.base_space_id
+UNION ALL
+SELECT 'fine-tuned space ' || label || ': its weights do not match weights_sha256'
+FROM _timbredb_batch WHERE sha256(weights) <> weights_sha256
+LIMIT 1;
+
+-- name: import_finetunes_merge
+-- params: {"run_id": null}
+-- Insert the registered batch's fine-tuning records that are not stored.
+INSERT OR IGNORE INTO finetunes (space_id, label, base_space_id, base_label, method, seed, config, split,
+                                 train_data_sha256, weights, weights_sha256, history, seconds, run_id, created_at)
+SELECT DISTINCT ON (space_id) space_id, label, base_space_id, base_label, method, seed, config, split,
+       train_data_sha256, weights, weights_sha256, history, seconds, $run_id, coalesce(created_at, now()::TIMESTAMP)
+FROM _timbredb_batch;
