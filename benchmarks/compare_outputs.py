@@ -84,7 +84,10 @@ def main() -> int:
                             x.decode(errors="replace").splitlines(True), y.decode(errors="replace").splitlines(True),
                             f"old {label}", f"new {label}", n=1))
                 return 1
-            print(f"same ({len(a[1])} bytes, exit {a[0]}): timbredb {' '.join(case)[:90]}")
+            if a[0] != 0:  # the same error in both is no comparison of outputs
+                print(f"FAILED in both (exit {a[0]}): timbredb {' '.join(case)}\n{a[2].decode(errors='replace')}")
+                return 1
+            print(f"same ({len(a[1])} bytes): timbredb {' '.join(case)[:90]}")
     print(f"all {len(cases)} outputs identical byte for byte (old {args.old}, new {args.new or 'working tree'})")
     return 0
 
