@@ -1,7 +1,8 @@
 """timbredb: an embedding store and analysis database for timbre semantics.
 
 The public library API, imported lazily (so ``import timbredb`` imports neither
-torch nor DuckDB; torch and the model packages load only when a model does):
+torch nor DuckDB, nor importlib.metadata until ``__version__`` is read; torch and the
+model packages load only when a model does):
 
     from timbredb import Store, run_ingest, IngestOptions, run_experiment, describe_files, build_report
 
@@ -12,13 +13,7 @@ torch nor DuckDB; torch and the model packages load only when a model does):
 from __future__ import annotations
 
 from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("timbredb")
-except PackageNotFoundError:  # running from a checkout that was not installed
-    __version__ = "0.0.0+local"
 
 #: public name -> "module:attribute", resolved on first access
 _LAZY = {
@@ -44,6 +39,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    __version__: str
+
     from timbredb.analysis.exp1 import run_exp1
     from timbredb.analysis.exp2 import run_exp2
     from timbredb.analysis.exp3 import run_exp3
@@ -58,7 +55,20 @@ if TYPE_CHECKING:
     from timbredb.store import Store
 
 
+def _version() -> str:
+    # importlib.metadata costs tens of milliseconds to import: read it only when the version is asked for
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("timbredb")
+    except PackageNotFoundError:  # running from a checkout that was not installed
+        return "0.0.0+local"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     ref = _LAZY.get(name)
     if ref is None:
         raise AttributeError(f"module 'timbredb' has no attribute {name!r}")

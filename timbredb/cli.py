@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import click
 
-from timbredb import __version__
 from timbredb.config import resolve_data_dir, resolve_db_path
 from timbredb.errors import PartialFailure, TimbreDBError, first_line
 from timbredb.vocabularies import DEFAULT_VOCABULARY
@@ -26,7 +26,13 @@ FORMATS_LIST = click.Choice(["table", "json"])
 @dataclass
 class Ctx:
     db: Path
-    data_dir: Path
+    #: --data-dir as given (None: $TIMBREDB_DATA_DIR, else the per-user cache)
+    data_dir_option: Path | None = None
+
+    @cached_property
+    def data_dir(self) -> Path:
+        """Resolved on first use: commands that read no data (sql, query) skip platformdirs."""
+        return resolve_data_dir(self.data_dir_option)
 
 
 def _warn(message: str) -> None:
@@ -71,8 +77,19 @@ class TimbreGroup(click.Group):
             ctx.exit(1)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """`--version`, as click's version option prints it; the version is read only when asked for."""
+    if not value or ctx.resilient_parsing:
+        return
+    from timbredb import __version__
+
+    click.echo(f"timbredb, version {__version__}")
+    ctx.exit()
+
+
 @click.group(cls=TimbreGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="timbredb")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and exit.")
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Store file (default ./timbredb.duckdb, or $TIMBREDB_DB).")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -84,7 +101,7 @@ def cli(ctx: click.Context, db: Path | None, data_dir: Path | None) -> None:
     Ingest audio and datasets, embed them with every model, and query the
     experiments (exp1 ratings, exp2 effects, exp3 dissimilarity) or any SQL.
     """
-    ctx.obj = Ctx(db=resolve_db_path(db), data_dir=resolve_data_dir(data_dir))
+    ctx.obj = Ctx(db=resolve_db_path(db), data_dir_option=data_dir)
 
 
 # ---------------------------------------------------------------- models
@@ -459,7 +476,7 @@ def sql(obj: Ctx, statement: str, fmt: str, output: Path | None, timeout: float)
         table = run_readonly(obj.db, statement, timeout_s=timeout, parquet=True).arrow
         pq.write_table(table, str(output) if output is not None else sys.stdout.buffer)
         return
-    df = run_readonly(obj.db, statement, timeout_s=timeout).frame
+    df = run_readonly(obj.db, statement, timeout_s=timeout, fmt=fmt).frame
     assert df is not None
     text = render(df, fmt)
     if output is not None:

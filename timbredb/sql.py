@@ -22,14 +22,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import polars as pl
-import pyarrow as pa
 
 from timbredb.errors import ReadOnlyViolation, StoreError, TimbreDBError, first_line
-from timbredb.store import READER_WAIT_S, Store, connect, lock_wait_s
+from timbredb.formatting import Rows
+from timbredb.store import READER_WAIT_S, connect, lock_wait_s, verify_current
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
 
 _ALLOWED = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 #: first keywords of read statements that DuckDB runs as several internal statements (MULTI)
@@ -52,12 +55,48 @@ _PLAIN = frozenset({
 _NOT_PARQUET = frozenset({"interval", "union", "varint", "bignum", "bit", "time with time zone", "time_tz"})
 
 
+#: DuckDB type id -> how its values print (``formatting.Rows`` kinds), for the types whose Python
+#: values (``fetchall``) are exactly those polars would give, so a text format needs no polars.
+#: CSV needs more: polars writes its own text for float32 and for nanosecond or zoned timestamps,
+#: so those (and any other type) go through polars.
+_ROW_KINDS = {
+    **dict.fromkeys(("tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint", "uinteger", "ubigint"),
+                    "int"),
+    "double": "float", "boolean": "bool", "varchar": "str", "enum": "str", "json": "str", "date": "date",
+    "timestamp": "datetime_us", "timestamp_s": "datetime_ms", "timestamp_ms": "datetime_ms",
+    "null": "null", "sqlnull": "null",
+}
+#: printed from their Python value in tables and JSON only
+_TEXT_ONLY = {"float": "float32", "timestamp_ns": "other"}
+
+
 @dataclass
 class Result:
-    """A statement's rows: an Arrow table for Parquet output, or a frame safe for the text formats."""
+    """A statement's rows: an Arrow table for Parquet output, or rows for the text formats
+    (plain ``Rows`` where they print the same as a polars frame, else the frame)."""
 
     arrow: pa.Table | None = None
-    frame: pl.DataFrame | None = None
+    frame: pl.DataFrame | Rows | None = None
+
+
+def _row_kind(t: Any, fmt: str) -> str | None:
+    """How a (cast) column prints without polars in ``fmt``, or None when it needs polars."""
+    kind = t.id
+    if kind in ("list", "array", "struct"):
+        children = [dict(t.children)["child"]] if kind != "struct" else [v for _, v in t.children]
+        return "nested" if all(_row_kind(v, "json") is not None for v in children) else None
+    if kind in _ROW_KINDS:
+        return _ROW_KINDS[kind]
+    return _TEXT_ONLY.get(kind) if fmt != "csv" else None
+
+
+def _plain(value: Any) -> Any:
+    """DuckDB gives fixed-size arrays as tuples, polars as lists: lists everywhere."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _text_target(t: Any) -> str | None:
@@ -134,13 +173,17 @@ def classify(sql: str) -> None:
 
 
 def run_readonly(
-    db_path: Path, sql: str, timeout_s: float | None = DEFAULT_TIMEOUT_S, parquet: bool = False
+    db_path: Path, sql: str, timeout_s: float | None = DEFAULT_TIMEOUT_S, parquet: bool = False,
+    fmt: str | None = None,
 ) -> Result:
     """Run one read-only statement on the store and return its rows.
 
     Args:
         timeout_s: stop the statement after this many seconds (None or 0: no limit).
         parquet: return an Arrow table for Parquet output (else a frame for table/CSV/JSON).
+        fmt: the text format ("table", "csv", "json") the rows are for: then a result whose
+            every column prints the same from DuckDB's Python values comes back as
+            ``formatting.Rows``, and neither polars nor pyarrow is imported. None: always a frame.
 
     Raises:
         ReadOnlyViolation: the statement writes, or reaches files outside the store.
@@ -150,17 +193,23 @@ def run_readonly(
     """
     if not db_path.exists():
         raise StoreError(f"{db_path}: no timbredb store here; run `timbredb ingest` first or pass --db")
-    Store(db_path, read_only=True).close()  # a timbredb store at the current migration, or one clear error
-    classify(sql)
     with _interrupt_guard() as guard:
+        # one connection (opening the store is most of a small statement's cost), checked as
+        # Store(read_only=True) checks it before the statement is even parsed
         con = connect(db_path, read_only=True, config=_CONFIG, wait_s=lock_wait_s(READER_WAIT_S))
+        try:
+            verify_current(con, db_path)  # a timbredb store at the current migration, or one clear error
+            classify(sql)
+        except BaseException:
+            con.close()
+            raise
         guard.connection = con
         timer = threading.Timer(timeout_s, guard.time_up) if timeout_s else None
         try:
             if timer is not None:
                 timer.daemon = True
                 timer.start()
-            return _execute(con, sql, parquet)
+            return _execute(con, sql, parquet, fmt)
         except (duckdb.InterruptException, RuntimeError) as exc:
             # an interrupted result conversion surfaces as RuntimeError("Query interrupted")
             if not isinstance(exc, duckdb.InterruptException) and "interrupt" not in str(exc).lower():
@@ -187,13 +236,30 @@ def run_readonly(
             con.close()
 
 
-def _execute(con: duckdb.DuckDBPyConnection, sql: str, parquet: bool) -> Result:
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, parquet: bool, fmt: str | None = None) -> Result:
     rel = con.sql(sql)
     if rel is None:
+        if fmt is not None and not parquet:
+            return Result(frame=Rows((), (), []))
+        import polars as pl
+        import pyarrow as pa
+
         return Result(pa.table({}), pl.DataFrame())
     if parquet:
         return Result(arrow=_cast(rel, _parquet_target).to_arrow_table())
-    return Result(frame=_cast(rel, _text_target).pl())
+    rel = _cast(rel, _text_target)
+    if fmt is not None:
+        columns = tuple(str(c) for c in rel.columns)
+        kinds = [_row_kind(t, fmt) for t in rel.dtypes]
+        # polars renames repeated names (a, a_1); DuckDB names are case-insensitive
+        unique = len({c.lower() for c in columns}) == len(columns)
+        if unique and all(k is not None for k in kinds):
+            rows = rel.fetchall()
+            if "nested" in kinds:
+                nested = [k == "nested" for k in kinds]
+                rows = [tuple(_plain(v) if n else v for v, n in zip(row, nested)) for row in rows]
+            return Result(frame=Rows(columns, tuple(k for k in kinds if k is not None), rows))
+    return Result(frame=rel.pl())
 
 
 class _Guard:

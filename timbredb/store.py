@@ -29,18 +29,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import duckdb
-import numpy as np
-import pyarrow as pa
-from numpy.typing import NDArray
 
-from timbredb import __version__, schema
-from timbredb.audio import ClipRecord
+from timbredb import schema
+from timbredb._lazy import lazy
 from timbredb.errors import StoreError, first_line
 from timbredb.queries import bind, statement
 from timbredb.spaces import SpaceRecord, match
 
-if TYPE_CHECKING:  # polars loads with the first frame: `ingest` never needs it (issue 17)
+# NumPy, polars and pyarrow load on first use: `timbredb sql` opens a Store and needs none of them
+if TYPE_CHECKING:
+    import numpy as np
     import polars as pl
+    import pyarrow as pa
+    from numpy.typing import NDArray
+
+    from timbredb.audio import ClipRecord
+else:
+    np = lazy("numpy", globals(), "np")
+    pl = lazy("polars", globals(), "pl")
+    pa = lazy("pyarrow", globals(), "pa")
 
 #: the name a registered Arrow batch has inside statements
 BATCH = "_timbredb_batch"
@@ -60,8 +67,30 @@ def _arrow_to_matrix(column: pa.ChunkedArray, n: int) -> NDArray[np.float32]:
     if n == 0:
         return np.zeros((0, 0), dtype=np.float32)
     arr = column.combine_chunks()
-    flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    if isinstance(arr, pa.ListArray) and arr.type.value_type == pa.float32() and arr.null_count == 0 \
+            and arr.values.null_count == 0:
+        # the float32 values buffer itself, the array flatten().to_numpy() returns (zero-copy,
+        # read-only) without their imports: flatten() imports pyarrow.compute and to_numpy()
+        # pandas, together most of a `timbredb query` run's CPU time
+        buffers = arr.buffers()  # list validity, offsets, values validity, values
+        offsets = np.frombuffer(buffers[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4)
+        start, stop = int(offsets[0]), int(offsets[-1])
+        flat = np.frombuffer(buffers[3], dtype=np.float32, count=stop - start, offset=(arr.values.offset + start) * 4)
+    else:
+        flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     return flat.reshape(n, -1)
+
+
+def _series_to_matrix(column: pl.Series, n: int) -> NDArray[np.float32]:
+    """``_arrow_to_matrix`` of a polars list-of-float32 column (the read paths of the analyses,
+    which then need no pyarrow)."""
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    if column.dtype == pl.List(pl.Float32) and column.null_count() == 0:
+        flat = column.explode()  # an empty list explodes to a null
+        if flat.null_count() == 0:
+            return flat.to_numpy().reshape(n, -1)
+    return _arrow_to_matrix(pa.chunked_array([column.to_arrow()]), n)
 
 
 def lock_wait_s(default: float) -> float:
@@ -286,7 +315,8 @@ class Store:
         rel = self.con.sql(sql, params=params) if params else self.con.sql(sql)
         if rel is None:
             return pl.DataFrame()
-        return rel.pl()
+        # through the Arrow C stream interface: the same frame as rel.pl(), without importing pyarrow
+        return pl.DataFrame(rel)
 
     def _run(self, stmt: str, /, **params: Any) -> list[tuple[Any, ...]]:
         """Execute a named statement; fetchall, since DuckDB refuses other work on an unfinished result."""
@@ -307,9 +337,16 @@ class Store:
         q = statement(stmt)
         return self.con.sql(q.sql, params=bind(q, params) or None).to_arrow_table()
 
+    def _keyed_vectors(self, stmt: str, /, **params: Any) -> tuple[list[str], NDArray[np.float32]]:
+        """A statement's ``k`` and ``embedding`` columns as (keys, (n, dim) float32 matrix)."""
+        q = statement(stmt)
+        df = pl.DataFrame(self.con.sql(q.sql, params=bind(q, params) or None))
+        keys = df["k"].to_list()
+        return keys, _series_to_matrix(df["embedding"], len(keys))
+
     @contextmanager
-    def _registered(self, tbl: pa.Table) -> Iterator[None]:
-        """Expose an Arrow table to the statements under the name ``_timbredb_batch``."""
+    def _registered(self, tbl: pa.Table | pl.DataFrame) -> Iterator[None]:
+        """Expose an Arrow table (or a polars frame) to the statements under the name ``_timbredb_batch``."""
         self.con.register(BATCH, tbl)
         try:
             yield
@@ -334,6 +371,8 @@ class Store:
 
     # ------------------------------------------------------------ runs and errors
     def start_run(self, command: str) -> int:
+        from timbredb import __version__
+
         return int(self._value("run_start", command=command, version=__version__))
 
     def finish_run(self, run_id: int, summary: dict[str, Any]) -> None:
@@ -510,29 +549,23 @@ class Store:
     ) -> tuple[list[str], NDArray[np.float32]]:
         """Audio vectors of a space, ordered by hash (or in the order given)."""
         if clip_hashes is None:
-            tbl = self._arrow("audio_vectors_all", space_id=space_id)
-        else:
-            tbl = self._arrow("audio_vectors_of", space_id=space_id, keys=list(clip_hashes))
-        keys = tbl.column("k").to_pylist()
-        return keys, _arrow_to_matrix(tbl.column("embedding"), len(keys))
+            return self._keyed_vectors("audio_vectors_all", space_id=space_id)
+        return self._keyed_vectors("audio_vectors_of", space_id=space_id, keys=list(clip_hashes))
 
     def text_matrix(self, space_id: str, prompts: Sequence[str]) -> tuple[list[str], NDArray[np.float32]]:
         """Text vectors of a space for the given prompts (those stored), in the order given."""
-        tbl = self._arrow("text_vectors_of", space_id=space_id, keys=list(prompts))
-        keys = tbl.column("k").to_pylist()
-        return keys, _arrow_to_matrix(tbl.column("embedding"), len(keys))
+        return self._keyed_vectors("text_vectors_of", space_id=space_id, keys=list(prompts))
 
     def count_audio(self, space_id: str) -> int:
         return int(self._value("audio_count", space_id=space_id))
 
     # ------------------------------------------------------------ pairwise spaces
     @staticmethod
-    def _pair_table(pairs: Sequence[tuple[str, str]]) -> pa.Table:
+    def _pair_table(pairs: Sequence[tuple[str, str]]) -> pl.DataFrame:
+        # a polars frame, not pa.array/pa.table: those import pandas (half a second of a `query exp3`)
         canon = [(a, b) if a <= b else (b, a) for a, b in pairs]
-        return pa.table({
-            "clip_sha256_a": pa.array([p[0] for p in canon], pa.string()),
-            "clip_sha256_b": pa.array([p[1] for p in canon], pa.string()),
-        })
+        return pl.DataFrame({"clip_sha256_a": [p[0] for p in canon], "clip_sha256_b": [p[1] for p in canon]},
+                            schema={"clip_sha256_a": pl.String, "clip_sha256_b": pl.String})
 
     def missing_pairs(self, space_id: str, pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         """The pairs (as (smaller, larger) hash, in input order, without repeats) a pairwise space lacks."""
@@ -1086,9 +1119,7 @@ class Store:
 
     def audio_vectors_range(self, space_id: str, lo: str, hi: str) -> tuple[list[str], NDArray[np.float32]]:
         """The audio vectors of a space with ``lo <= clip hash < hi`` (in no particular order)."""
-        tbl = self._arrow("ann_vectors_range", space_id=space_id, lo=lo, hi=hi)
-        keys = tbl.column("k").to_pylist()
-        return keys, _arrow_to_matrix(tbl.column("embedding"), len(keys))
+        return self._keyed_vectors("ann_vectors_range", space_id=space_id, lo=lo, hi=hi)
 
     def record_index_params(
         self, name: str, index_type: str, nlist: int | None = None, nprobe: int | None = None,

@@ -32,10 +32,15 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
-from scipy import stats
 
 from timbredb import queries
-from timbredb.analysis.stats import percentile_interval, rng, stable_key
+from timbredb.analysis.stats import (
+    kendalltau_b_statistic,
+    percentile_interval,
+    rng,
+    spearmanr_statistic,
+    stable_key,
+)
 from timbredb.errors import AnalysisError
 from timbredb.store import Store
 
@@ -93,9 +98,9 @@ def _rank_corr(kind: str, x: NDArray[np.float64], y: NDArray[np.float64]) -> flo
     if x.shape[0] < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return 0.0
     if kind == "spearman":
-        value = stats.spearmanr(x, y).statistic
+        value = spearmanr_statistic(x, y)
     else:
-        value = stats.kendalltau(x, y, variant="b").statistic
+        value = kendalltau_b_statistic(x, y)
     return float(value) if np.isfinite(value) else 0.0
 
 
