@@ -227,6 +227,12 @@ class _Neural(EmbeddingModel):
         return np.zeros((len(windows), self.dim), dtype=np.float32)
 
 
+class _OnGpu(_Neural):
+    @property
+    def device(self) -> str:
+        return "cuda"
+
+
 def test_default_workers_leave_a_core_for_the_model_unless_only_baselines_run() -> None:
     spec = ModelSpec(id="neural", family="x", checkpoint="c", dim=4, sample_rate=16000, modalities=("audio",),
                      license="-", description="-", loader="-")
@@ -234,6 +240,12 @@ def test_default_workers_leave_a_core_for_the_model_unless_only_baselines_run() 
     assert pipeline.default_workers([neural, mfcc], cores=16) == 15
     assert pipeline.default_workers([mfcc, pairwise], cores=16) == 16
     assert pipeline.default_workers([neural], cores=1) == 0
+    # a forward pass on the CPU of a 2-core machine takes both cores: the sequential engine
+    assert pipeline.default_workers([neural, mfcc], cores=2) == 0
+    assert pipeline.default_workers([mfcc], cores=2) == 2
+    on_gpu = _OnGpu(spec)
+    assert pipeline.default_workers([on_gpu, mfcc], cores=2) == 1
+    assert pipeline.default_workers([on_gpu], cores=16) == 15
     # how each is served: the baseline's vectors in the workers, the neural model's windows
     assert pipeline.plan_for(mfcc, None).kind == "vector"
     assert pipeline.plan_for(neural, None).kind == "windows"

@@ -79,12 +79,18 @@ WORKER_NICE = 10
 
 def default_workers(models: Sequence[EmbeddingModel], cores: int | None = None) -> int:
     """``--workers`` when not given: cores - 1, one core staying with the process that runs the model;
-    every core when every model computes its vectors in the workers (the baselines); 0 on one core."""
+    every core when every model computes its vectors in the workers (the baselines); 0 on one core,
+    and 0 on two cores when the forward pass runs on the CPU here (it takes both cores, and the
+    sequential engine measured faster there: docs/pipeline.md, run D)."""
     cores = cores or cpu_count()
     if cores <= 1:
         return 0
-    main_busy = any(not m.pairwise and not m.worker_embeds for m in models)
-    return cores - 1 if main_busy else cores
+    main_busy = [m for m in models if not m.pairwise and not m.worker_embeds]
+    if not main_busy:
+        return cores
+    if cores <= 2 and any(m.device == "cpu" for m in main_busy):
+        return 0
+    return cores - 1
 
 
 def forward_on_cpu(models: Sequence[EmbeddingModel], plans: Sequence[ModelPlan]) -> bool:
