@@ -111,10 +111,13 @@ def test_the_readme_opens_with_the_main_job_and_the_test_command() -> None:
 
 def test_ci_runs_the_readme_test_command_character_for_character() -> None:
     run = (REPO / ".ci" / "run").read_text(encoding="utf-8")
-    assert "tests_command=$(python3 .ci/readme_commands.py tests)" in run
+    # written out verbatim (a reader of .ci/run sees what runs) and checked against the README at run time
+    assert "\n" + _readme_commands()["tests"] + "\n" in run
+    assert "readme_command=$(python3 .ci/readme_commands.py tests)" in run
+    assert '[ "$tests_command" != "$readme_command" ]' in run
     assert 'bash -euo pipefail -c "$tests_command"' in run
     # and nothing else runs pytest behind the README's back
-    assert run.count("pytest") == 0
+    assert run.count("pytest") == 1
     assert "ruff check" in run and "mypy timbredb" in run
 
 
