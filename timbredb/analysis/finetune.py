@@ -23,7 +23,8 @@ Columns: space, base (labels), eval, effect (null for exp1/exp3), metric,
 base_value and tuned_value (the metric's mean over the units both spaces have),
 diff = tuned_value - base_value, p_value (two-sided paired sign-flip test over
 those units: exact for n <= 20, else ``--permutations`` seeded random patterns;
-``compare.compare_pair``). Reads only: no torch, nothing written.
+``compare.compare_pair``), p_adjusted (Holm over every row of the same space: one
+family per tuned space, as the rows are read together). Reads only: no torch, nothing written.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ from timbredb.store import Store
 EVALS = ("exp2-held-out-source", "exp2-held-out-word", "exp2-train", "exp1", "exp3")
 CELL_OF = {"held-out-source": "exp2-held-out-source", "held-out-word": "exp2-held-out-word", "train": "exp2-train"}
 SCHEMA = {"space": pl.String, "base": pl.String, "eval": pl.String, "effect": pl.String, "metric": pl.String,
-          "base_value": pl.Float64, "tuned_value": pl.Float64, "diff": pl.Float64, "p_value": pl.Float64}
+          "base_value": pl.Float64, "tuned_value": pl.Float64, "diff": pl.Float64, "p_value": pl.Float64,
+          "p_adjusted": pl.Float64}
 EXP2_METRICS = ("pos_slope_rate", "pos_final_delta_rate", "mean_pearson_r")
 #: exp1 / exp3 rows taken from `query compare`: (level, metric) -> the metric named here
 EXP1_METRICS = {("descriptor", "pearson_r"): "descriptor_pearson_r", ("descriptor", "spearman_rho"):
@@ -141,7 +143,7 @@ def run_finetune_eval(
         n_bootstrap, n_permutations, seed: as in `query compare`.
 
     Returns:
-        {"finetune": rows space, base, eval, effect, metric, base_value, tuned_value, diff, p_value}.
+        {"finetune": rows space, base, eval, effect, metric, base_value, tuned_value, diff, p_value, p_adjusted}.
 
     Raises:
         AnalysisError: no fine-tuned space, an unknown one, or its base space is gone.
@@ -161,6 +163,7 @@ def run_finetune_eval(
     labels = {s.space_id: s.label for s in store.spaces()}
     rows: list[dict[str, Any]] = []
     for record in records:
+        first = len(rows)
         assert record is not None
         tuned = labels.get(record["space_id"])
         base = labels.get(record["base_space_id"])
@@ -174,6 +177,10 @@ def run_finetune_eval(
             raise AnalysisError(f"{tuned}: {exc}") from exc
         for exp in ("exp1", "exp3"):
             rows += _compare_rows(store, exp, tuned, base, dataset, n_bootstrap, n_permutations, seed)
+        family = rows[first:]
+        adjusted = stats.holm(np.array([np.nan if r["p_value"] is None else r["p_value"] for r in family], float))
+        for r, p in zip(family, adjusted):
+            r["p_adjusted"] = None if np.isnan(p) else float(p)
     if not rows:
         raise AnalysisError("no trajectories of the fine-tuned space(s) for that prompt template")
     return {"finetune": pl.DataFrame(rows, schema=SCHEMA, orient="row")}

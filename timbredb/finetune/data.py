@@ -16,6 +16,13 @@ parameters: hall = church = big ...) cannot be split apart: holding one out whil
 training on another would train on the held-out word's very clips. Such words are
 held out together (``Split.added_words`` names the ones added).
 
+A mixture source (Audealize's sum of its dataset clips: guitar + piano + drums) holds
+the audio of its parts. It is held out with its parts when all of them are
+(``Split.added_sources``), left out of training *and* evaluation when only some are
+(``Split.excluded_sources``: trained on, it would carry a held-out part into training;
+evaluated, it would test on trained audio), and cannot be held out itself while a part
+is trained on.
+
 Everything here is NumPy and the Store: no torch.
 """
 
@@ -67,6 +74,8 @@ class Corpus:
         text: prompt -> row of ``text_matrix``.
         words_without_text: words whose prompt has no text vector in the base space (skipped).
         renderer_versions: the renderer versions of the variants used.
+        source_kinds: source label -> kind (``dataset``, ``mixture``: the sum of the dataset
+            sources, ``user``).
     """
 
     base: SpaceRecord
@@ -77,6 +86,7 @@ class Corpus:
     text_matrix: NDArray[np.float32]
     words_without_text: list[str] = field(default_factory=list)
     renderer_versions: list[str] = field(default_factory=list)
+    source_kinds: dict[str, str] = field(default_factory=dict)
 
     @property
     def words(self) -> list[str]:
@@ -129,6 +139,7 @@ def load_corpus(
         base=base, trajectories=trajectories, audio={k: i for i, k in enumerate(keys)}, audio_matrix=matrix,
         text={k: i for i, k in enumerate(tkeys)}, text_matrix=tmatrix, words_without_text=without_text,
         renderer_versions=sorted(set(usable["renderer_version"].to_list())),
+        source_kinds=dict(zip(usable["source"].to_list(), usable["source_kind"].to_list())),
     )
 
 
@@ -140,25 +151,35 @@ class Split:
     Attributes:
         hold_out_words, hold_out_sources: held out (as asked, plus ``added_words``).
         added_words: words held out because their variants are the same clips as a held-out word's.
+        added_sources: mixtures held out because every part of them is.
+        excluded_sources: mixtures of held-out and trained parts: neither trained on nor evaluated.
     """
 
     hold_out_words: tuple[str, ...]
     hold_out_sources: tuple[str, ...]
     added_words: tuple[str, ...] = ()
+    added_sources: tuple[str, ...] = ()
+    excluded_sources: tuple[str, ...] = ()
 
     def cell(self, source: str, word: str) -> str:
+        """The cell of a (source, word) pair; ``excluded`` for an excluded source (in no cell)."""
+        if source in self.excluded_sources:
+            return "excluded"
         w, s = word in self.hold_out_words, source in self.hold_out_sources
         return "held-out-both" if w and s else "held-out-word" if w else "held-out-source" if s else "train"
 
     def cells(self, trajectories: Sequence[Trajectory]) -> dict[str, list[Trajectory]]:
         out: dict[str, list[Trajectory]] = {c: [] for c in CELLS}
         for t in trajectories:
-            out[self.cell(t.source, t.word)].append(t)
+            cell = self.cell(t.source, t.word)
+            if cell in out:
+                out[cell].append(t)
         return out
 
     def to_json(self) -> dict[str, object]:
         return {"hold_out_words": list(self.hold_out_words), "hold_out_sources": list(self.hold_out_sources),
-                "added_words": list(self.added_words)}
+                "added_words": list(self.added_words), "added_sources": list(self.added_sources),
+                "excluded_sources": list(self.excluded_sources)}
 
 
 def identical_word_groups(trajectories: Sequence[Trajectory]) -> list[set[str]]:
@@ -207,8 +228,9 @@ def make_split(corpus: Corpus, hold_out_words: Sequence[str], hold_out_sources: 
         if group & held:
             added.extend(sorted(group - held))
     held |= set(added)
+    held_sources, added_sources, excluded = _mixture_rule(corpus, set(hold_out_sources))
     train_words = [w for w in words if w not in held]
-    train_sources = [s for s in sources if s not in set(hold_out_sources)]
+    train_sources = [s for s in sources if s not in held_sources and s not in excluded]
     if len(train_words) < 2:
         raise TimbreDBError(
             f"{corpus.base.label}: {len(train_words)} word(s) left to train on ({', '.join(train_words) or 'none'}); "
@@ -216,8 +238,34 @@ def make_split(corpus: Corpus, hold_out_words: Sequence[str], hold_out_sources: 
         )
     if not train_sources:
         raise TimbreDBError(f"--hold-out-sources holds out every source ({', '.join(sources)}); keep one to train on")
-    return Split(tuple(w for w in words if w in held), tuple(s for s in sources if s in set(hold_out_sources)),
-                 tuple(sorted(added)))
+    return Split(tuple(w for w in words if w in held), tuple(s for s in sources if s in held_sources),
+                 tuple(sorted(added)), tuple(sorted(added_sources)), tuple(sorted(excluded)))
+
+
+def _mixture_rule(corpus: Corpus, held: set[str]) -> tuple[set[str], list[str], list[str]]:
+    """Held-out sources after the mixtures (module docstring): (held out, mixtures added, mixtures excluded).
+
+    Raises:
+        TimbreDBError: a mixture held out while one of its parts is trained on.
+    """
+    kinds = corpus.source_kinds
+    parts = {s for s in corpus.sources if kinds.get(s) == "dataset"}
+    added: list[str] = []
+    excluded: list[str] = []
+    for mix in (s for s in corpus.sources if kinds.get(s) == "mixture"):
+        if not parts:
+            continue
+        trained_parts = sorted(parts - held)
+        if mix in held:
+            if trained_parts:
+                raise TimbreDBError(
+                    f"--hold-out-sources: {mix} is the sum of {', '.join(sorted(parts))}; holding it out while "
+                    f"training on {', '.join(trained_parts)} would evaluate on trained audio (hold out its parts "
+                    "too, or not the mixture)"
+                )
+        elif parts & held:
+            (excluded if trained_parts else added).append(mix)
+    return held | set(added), added, excluded
 
 
 def data_sha256(corpus: Corpus, trajectories: Sequence[Trajectory]) -> str:

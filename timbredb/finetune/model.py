@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from timbredb.audio import Audio, StreamedAudio
 from timbredb.errors import ModelUnavailableError, UnknownModelError
 from timbredb.finetune import adapter, weights
-from timbredb.models.base import EmbeddingModel, ProgressFn, WindowPolicy
+from timbredb.models.base import EmbeddingModel, HostPrep, ProgressFn, WindowPolicy
 from timbredb.spaces import SpaceRecord
 
 
@@ -132,6 +132,16 @@ class TunedModel(EmbeddingModel):
 
     def prepare(self, audio: Audio) -> list[NDArray[np.float32]]:
         return self.base.prepare(audio)
+
+    def host_prep(self) -> HostPrep | None:
+        # the base model's windows are this model's: the pipeline's workers prepare them
+        return self.base.host_prep()
+
+    def embed_prepared(
+        self, per_clip: Sequence[list[NDArray[np.float32]]], batch_size: int = 16, progress: ProgressFn | None = None
+    ) -> NDArray[np.float32]:
+        self.ensure_loaded()
+        return self._adapt(self.base.embed_prepared(per_clip, batch_size, progress))
 
     def _embed_windows(self, windows: list[NDArray[np.float32]]) -> NDArray[np.float32]:
         # windows are pooled by the base model first: the adapter maps pooled vectors

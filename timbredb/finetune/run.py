@@ -102,7 +102,8 @@ def summary(record: dict[str, Any]) -> dict[str, Any]:
         },
         "held_out": {
             "words": split["hold_out_words"], "sources": split["hold_out_sources"],
-            "added_words": split["added_words"], "n_trajectories": split["n_held_out"],
+            "added_words": split["added_words"], "added_sources": split.get("added_sources", []),
+            "excluded_sources": split.get("excluded_sources", []), "n_trajectories": split["n_held_out"],
         },
         "epochs": int(config["hyperparameters"]["epochs"]),
         "seconds": round(float(record["seconds"]), 3),
@@ -155,6 +156,11 @@ def run_finetune(
         if split.added_words:
             warn(f"finetune: {', '.join(split.added_words)} held out too: their variants are the same audio as a "
                  "held-out word's")
+        if split.added_sources:
+            warn(f"finetune: {', '.join(split.added_sources)} held out too: a mixture of held-out sources")
+        if split.excluded_sources:
+            warn(f"finetune: {', '.join(split.excluded_sources)} left out of training and evaluation: a mixture of "
+                 "held-out and trained sources")
         cells = split.cells(corpus.trajectories)
         train = cells["train"]
         sha = data.data_sha256(corpus, train)
