@@ -173,12 +173,56 @@ def test_a_failure_mid_run_keeps_the_committed_chunks_and_stops_the_workers(
     assert db_rows(db, "SELECT count(*), count(DISTINCT clip_sha256) FROM audio_embeddings") == [(18, 6)]
     assert db_rows(db, "SELECT count(*) FROM clip_files") == [(6,)]
     assert processes and not any(p.is_alive() for p in processes)
+    # every shared-memory segment of this run was unlinked, those of chunks prepared ahead included
+    if Path("/dev/shm").is_dir():
+        assert not list(Path("/dev/shm").glob(f"tdb{os.getpid()}_*"))
     monkeypatch.setattr(Store, "insert_audio_embeddings", real)
     resumed = _ingest(db, data_dir, clean, "--workers", "2")
     assert (resumed["clips_added"], resumed["embeddings_added"]) == (6, 18)
     ref = tmp_path / "ref.duckdb"
     _ingest(ref, data_dir, clean, "--workers", "0")
     assert dump(db)["vectors"] == dump(ref)["vectors"]
+
+
+def test_an_interrupt_while_a_chunks_results_arrive_leaves_no_shared_memory(
+        tmp_path: Path, data_dir: Path, clean: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the second chunk's files are prepared (its results hold segments nobody mapped yet):
+    exit 130, the first chunk kept, and every segment of the run unlinked."""
+    real = pipeline._Pipeline._results
+    calls = {"n": 0}
+
+    def interrupted(self: Any, w: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            for f in w.futures:
+                f.result()  # prepared, in shared memory, not consumed
+            raise KeyboardInterrupt
+        return real(self, w)
+
+    monkeypatch.setattr(pipeline._Pipeline, "_results", interrupted)
+    spec = ModelSpec(id="windowed", family="test", checkpoint="c", dim=4, sample_rate=22050, modalities=("audio",),
+                     license="-", description="-", loader="-")
+    model = _Windowed(spec)  # served as windows: the workers hand them over in shared memory
+    from timbredb.ingest import Ingestor
+
+    with Store(tmp_path / "int.duckdb") as store:
+        ing = Ingestor(store, [model], batch_size=3, workers=2)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                ing.add_paths([clean])
+            if Path("/dev/shm").is_dir():
+                assert not list(Path("/dev/shm").glob(f"tdb{os.getpid()}_*"))
+            assert ing._pool is None  # closed with the run, not handed to the next call
+            # the same Ingestor goes on with new workers (the interrupted ones are gone) and completes the rest
+            monkeypatch.setattr(pipeline._Pipeline, "_results", real)
+            ing.add_paths([clean])
+        finally:
+            summary = ing.finish()
+    n = len(list(clean.glob("*.wav")))
+    # the first chunk was committed before the interrupt (skipped now), the rest computed by the second call
+    assert (summary.clips_added + summary.clips_skipped, summary.clips_skipped) == (n, 3)
+    assert db_rows(tmp_path / "int.duckdb", "SELECT count(*), count(DISTINCT clip_sha256) FROM audio_embeddings") == [
+        (n, n)]
 
 
 def test_workers_import_no_torch_and_keep_to_their_thread_budget(data_dir: Path) -> None:

@@ -286,14 +286,21 @@ class _Pipeline:
     # ------------------------------------------------------------ the loop
     def run(self) -> list[FileClip]:
         out: list[FileClip] = []
+        current: _ChunkWork | None = None
         try:
             self._fill()
             while self.work:
-                out.extend(self._consume(self.work.popleft()))
+                current = self.work.popleft()
+                out.extend(self._consume(current))
+                current = None
                 self._fill()
                 self._collect(block=False)
         except BaseException:
-            self.pool.close([f for w in self.work for f in w.futures])
+            # the chunk being consumed too: its finished results hold segments nobody mapped yet
+            pending = [*([current] if current is not None else []), *self.work]
+            self.pool.close([f for w in pending for f in w.futures])
+            if self.ing._pool is self.pool:
+                self.ing._pool = None  # closed: a later call on this Ingestor starts new workers
             self.writer.close()  # what was computed and queued is still written
             raise
         self.writer.close()
