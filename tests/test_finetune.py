@@ -289,6 +289,8 @@ def test_the_tuned_space_works_in_every_analysis_describe_ingest_and_check(
     assert comp and {r["model_a"] for r in comp} == {label}
     evals = json.loads(cli("query", "finetune", "--format", "json").stdout)
     assert {r["eval"] for r in evals} >= {"exp2-train", "exp1", "exp3"}
+    typo = cli("query", "finetune", "--dataset", "ccmusik", ok=False)  # a named dataset must exist: no silent skip
+    assert typo.exit_code != 0 and "no rated dataset 'ccmusik'" in typo.stderr
     # describe: a stored clip's words come from its stored tuned vector; a new file is embedded
     # through base model + adapter, and its vector equals the adapter applied to the base vector
     tone = write(tmp_path / "new" / "tone.wav", harmonic_tone(300.0, 1.0, rolloff=0.8))

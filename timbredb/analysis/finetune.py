@@ -150,6 +150,11 @@ def run_finetune_eval(
     """
     if n_bootstrap < 0 or n_permutations < 1:
         raise AnalysisError("--bootstrap must be >= 0 and --permutations >= 1")
+    if dataset != "ccmusic" and dataset not in store.rated_dataset_names():
+        # a dataset asked for by name must exist (the default may be absent: then there is no exp1 row)
+        from timbredb.analysis.rated import unknown_dataset
+
+        raise unknown_dataset(store, dataset)
     if space is None:
         records = [store.finetune(r["space_id"]) for r in store.finetunes()]
         if not records:

@@ -54,7 +54,7 @@ def known_datasets(store: Store) -> list[str]:
     return store.rated_dataset_names()
 
 
-def _unknown(store: Store, dataset: str) -> AnalysisError:
+def unknown_dataset(store: Store, dataset: str) -> AnalysisError:
     known = ", ".join(known_datasets(store)) or "none"
     hint = "`timbredb ingest ccmusic`" if dataset == "ccmusic" else "`timbredb ingest ratings FILE.csv --name " + dataset + "`"
     return AnalysisError(f"no rated dataset {dataset!r} in the store (stored: {known}); run {hint} first")
@@ -73,7 +73,7 @@ def load_ratings(store: Store, dataset: str, *, min_stimuli: int = MIN_STIMULI) 
                 f"rated dataset {dataset!r} has no stored recordings with mean ratings (only listener data); "
                 "this analysis needs the stimuli's recordings and means"
             )
-        raise _unknown(store, dataset)
+        raise unknown_dataset(store, dataset)
     stim = df.select("instrument", "split").unique().sort("split", "instrument")
     stimuli = stim["instrument"].to_list()
     if len(stimuli) < min_stimuli:
@@ -90,7 +90,7 @@ def load_ratings(store: Store, dataset: str, *, min_stimuli: int = MIN_STIMULI) 
 def check_dataset(store: Store, dataset: str) -> None:
     """AnalysisError unless the store holds the rated dataset."""
     if dataset not in known_datasets(store):
-        raise _unknown(store, dataset)
+        raise unknown_dataset(store, dataset)
 
 
 def listener_matrices(store: Store, dataset: str) -> dict[str, tuple[list[str], NDArray[np.float64]]]:
